@@ -1,0 +1,255 @@
+//! [`LessorBuilder`]: every option checked before a lessor exists.
+
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock, TimeBase};
+use crate::deleter::RangeDeleter;
+use crate::error::{Error, Result};
+use crate::lease::MAX_TTL;
+use crate::lessor::{Inner, Lessor};
+use crate::shard::MAX_SHARDS;
+use crate::sync::Arc;
+
+/// etcd's request size limit, the default largest key: 1.5 MiB.
+pub const DEFAULT_MAX_KEY_SIZE: usize = 1536 * 1024;
+
+/// Builds a [`Lessor`]. Options are checked by [`build`](Self::build), which returns
+/// [`Error::InvalidConfig`] instead of panicking.
+///
+/// # Examples
+///
+/// ```
+/// use lessor::{Error, Lessor, ManualClock};
+/// use std::time::Duration;
+///
+/// let lessor = Lessor::builder()
+///     .shards(16)
+///     .min_ttl(Duration::from_millis(50))
+///     .tick(Duration::from_millis(1))
+///     .revoke_rate(1000)
+///     .clock(ManualClock::new())
+///     .build()?;
+///
+/// let bad = Lessor::builder().shards(3).build();
+/// assert!(matches!(bad, Err(Error::InvalidConfig { field: "shards", .. })));
+/// # Ok::<(), lessor::Error>(())
+/// ```
+#[must_use]
+pub struct LessorBuilder {
+    shards: usize,
+    min_ttl: Duration,
+    tick: Duration,
+    revoke_rate: u32,
+    max_key_size: usize,
+    primary: bool,
+    clock: Arc<dyn Clock>,
+    range_deleter: Option<Arc<dyn RangeDeleter>>,
+}
+
+impl std::fmt::Debug for LessorBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LessorBuilder")
+            .field("shards", &self.shards)
+            .field("min_ttl", &self.min_ttl)
+            .field("tick", &self.tick)
+            .field("revoke_rate", &self.revoke_rate)
+            .field("max_key_size", &self.max_key_size)
+            .field("primary", &self.primary)
+            .field("range_deleter", &self.range_deleter.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for LessorBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LessorBuilder {
+    /// The defaults: shards = 4 x cores (a power of two), minimum TTL 2 s (etcd's server),
+    /// tick 10 ms, revoke rate 1000/s, keys up to 1.5 MiB, primary, the system clock, no range
+    /// deleter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lessor = lessor::LessorBuilder::new().build()?;
+    /// assert!(lessor.is_primary());
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+        LessorBuilder {
+            shards: (cores * 4).next_power_of_two().min(MAX_SHARDS),
+            min_ttl: Duration::from_secs(2),
+            tick: Duration::from_millis(10),
+            revoke_rate: 1000,
+            max_key_size: DEFAULT_MAX_KEY_SIZE,
+            primary: true,
+            clock: Arc::new(SystemClock),
+            range_deleter: None,
+        }
+    }
+
+    /// The number of lease-map and key-map shards: a power of two from 1 to 65536.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(lessor::Lessor::builder().shards(0).build().is_err());
+    /// assert!(lessor::Lessor::builder().shards(1).build().is_ok());
+    /// ```
+    pub fn shards(mut self, n: usize) -> Self {
+        self.shards = n;
+        self
+    }
+
+    /// The smallest TTL a lease gets: shorter (and zero) TTLs are raised to it. From 1 ms to
+    /// [`MAX_TTL`](crate::MAX_TTL).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert!(lessor::Lessor::builder().min_ttl(Duration::ZERO).build().is_err());
+    /// ```
+    pub fn min_ttl(mut self, ttl: Duration) -> Self {
+        self.min_ttl = ttl;
+        self
+    }
+
+    /// The expiry wheel's tick, from 1 ms to 1 s: expiries are delivered within a tick or two of
+    /// their deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert!(lessor::Lessor::builder().tick(Duration::from_micros(10)).build().is_err());
+    /// ```
+    pub fn tick(mut self, tick: Duration) -> Self {
+        self.tick = tick;
+        self
+    }
+
+    /// etcd's revoke rate (leases per second, at least 1): promote spreads pile-ups so that at
+    /// most 3/4 of it expire in any one second.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(lessor::Lessor::builder().revoke_rate(0).build().is_err());
+    /// ```
+    pub fn revoke_rate(mut self, per_second: u32) -> Self {
+        self.revoke_rate = per_second;
+        self
+    }
+
+    /// The longest key accepted, in bytes (at least 1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use lessor::{Error, LeaseId}; use std::time::Duration;
+    /// let lessor = lessor::Lessor::builder().max_key_size(4).build()?;
+    /// lessor.grant(LeaseId::new(1), Duration::from_secs(5))?;
+    /// assert!(matches!(lessor.attach(LeaseId::new(1), ["12345"]), Err(Error::KeyTooLarge { given: 5, limit: 4 })));
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn max_key_size(mut self, bytes: usize) -> Self {
+        self.max_key_size = bytes;
+        self
+    }
+
+    /// Whether the lessor starts primary (default) or not (nothing expires until a promote).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!lessor::Lessor::builder().primary(false).build()?.is_primary());
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn primary(mut self, primary: bool) -> Self {
+        self.primary = primary;
+        self
+    }
+
+    /// The clock; tests pass a [`ManualClock`](crate::ManualClock).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lessor = lessor::Lessor::builder().clock(lessor::ManualClock::new()).build()?;
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How revoke deletes attached keys (see [`RangeDeleter`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lessor::{Lessor, TxnDelete};
+    /// struct Nop;
+    /// impl TxnDelete for Nop {
+    ///     fn delete_range(&mut self, _: &[u8], _: Option<&[u8]>) -> (i64, i64) { (0, 0) }
+    ///     fn end(self: Box<Self>) {}
+    /// }
+    /// let lessor = Lessor::builder().range_deleter(|| Box::new(Nop) as Box<dyn TxnDelete>).build()?;
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn range_deleter(mut self, deleter: impl RangeDeleter) -> Self {
+        self.range_deleter = Some(Arc::new(deleter));
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        let invalid = |field, reason| Err(Error::InvalidConfig { field, reason });
+        if !self.shards.is_power_of_two() || self.shards > MAX_SHARDS {
+            return invalid("shards", "must be a power of two from 1 to 65536");
+        }
+        if self.min_ttl < Duration::from_millis(1) || self.min_ttl > MAX_TTL {
+            return invalid("min_ttl", "must be from 1 ms to 9,000,000,000 s");
+        }
+        if self.tick < Duration::from_millis(1) || self.tick > Duration::from_secs(1) {
+            return invalid("tick", "must be from 1 ms to 1 s");
+        }
+        if self.revoke_rate == 0 {
+            return invalid("revoke_rate", "must be at least 1 lease per second");
+        }
+        if self.max_key_size == 0 {
+            return invalid("max_key_size", "must be at least 1 byte");
+        }
+        Ok(())
+    }
+
+    /// Checks every option and builds the lessor.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the first bad option.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lessor = lessor::Lessor::builder().build()?;
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn build(self) -> Result<Lessor> {
+        self.validate()?;
+        let inner = Inner::new(
+            TimeBase::new(self.clock),
+            self.shards,
+            self.primary,
+            self.min_ttl,
+            self.max_key_size,
+            self.revoke_rate,
+            self.range_deleter,
+        );
+        Ok(Lessor::from_inner(inner))
+    }
+}

@@ -1,0 +1,82 @@
+//! The one error type of the crate.
+
+use std::time::Duration;
+
+use crate::lease::LeaseId;
+
+/// Everything that can go wrong in lessor.
+///
+/// Each variant carries the values that caused it, and each message says what to do.
+///
+/// # Examples
+///
+/// ```
+/// use lessor::{Error, LeaseId, Lessor};
+/// use std::time::Duration;
+///
+/// let lessor = Lessor::builder().build()?;
+/// let err = lessor.renew(LeaseId::new(7)).unwrap_err();
+/// assert!(matches!(err, Error::LeaseNotFound { id } if id == LeaseId::new(7)));
+/// assert_eq!(err.to_string(), "lease 7 (0x7) not found: grant it first");
+/// # Ok::<(), lessor::Error>(())
+/// ```
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The lease does not exist (never granted, revoked, or the id is 0).
+    #[error("lease {id} ({id:#x}) not found: grant it first")]
+    LeaseNotFound {
+        /// The id that was asked for.
+        id: LeaseId,
+    },
+    /// The lease exists but has expired; an expired lease is never brought back.
+    #[error("lease {id} ({id:#x}) has expired: grant a new lease")]
+    LeaseExpired {
+        /// The expired lease.
+        id: LeaseId,
+    },
+    /// A grant named an id that is already in use.
+    #[error("lease {id} ({id:#x}) already exists: revoke it first or pick another id")]
+    LeaseExists {
+        /// The id that is taken.
+        id: LeaseId,
+    },
+    /// A grant asked for more than the maximum TTL.
+    #[error("ttl {given:?} is larger than the maximum {max:?}: ask for a shorter ttl")]
+    TtlTooLarge {
+        /// The TTL asked for.
+        given: Duration,
+        /// The largest TTL a lease may have.
+        max: Duration,
+    },
+    /// The lessor is not primary: renewals are refused and nothing expires.
+    #[error("this lessor is not primary: renew on the primary or promote this one")]
+    NotPrimary,
+    /// A key was empty; keys must have at least one byte.
+    #[error("empty key: keys must have at least one byte")]
+    EmptyKey,
+    /// A key was longer than the configured limit.
+    #[error(
+        "key of {given} bytes is over the {limit}-byte limit: shorten it or raise max_key_size"
+    )]
+    KeyTooLarge {
+        /// The key's length in bytes.
+        given: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A builder option was out of range.
+    #[error("invalid config `{field}`: {reason}")]
+    InvalidConfig {
+        /// The builder method that was given the bad value.
+        field: &'static str,
+        /// What is wrong and what range is allowed.
+        reason: &'static str,
+    },
+    /// The lessor was stopped; build a new one.
+    #[error("the lessor is stopped: build a new one to go on")]
+    Stopped,
+}
+
+/// `Result` with lessor's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,287 @@
+//! Grant, renew, revoke and checkpoint: the life of one lease.
+
+use std::time::Duration;
+
+use super::{Inner, Lessor};
+use crate::clock::ceil_ms;
+use crate::error::{Error, Result};
+use crate::lease::{
+    deadline_of, finite_deadline, Lease, LeaseId, LeaseRecord, Remaining, CHECKPOINTED, EXPIRED,
+    FOREVER, MAX_TTL,
+};
+use crate::shard::{Filing, Key};
+use crate::sync::{AtomicU64, Ordering};
+
+impl Lessor {
+    /// Grants lease `id` for `ttl` (raised to the minimum TTL), etcd's `Grant`.
+    ///
+    /// When primary the lease expires `ttl` from now; when not primary it does not expire until
+    /// a promote.
+    ///
+    /// # Errors
+    ///
+    /// Checked in etcd's order: [`Error::LeaseNotFound`] for id 0, [`Error::TtlTooLarge`] over
+    /// [`MAX_TTL`](crate::MAX_TTL) (even when the id exists), [`Error::LeaseExists`] (nothing
+    /// changes), [`Error::Stopped`].
+    ///
+    /// **Locking:** one exclusive shard lock; calls out to nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lessor::{Error, LeaseId, Lessor};
+    /// use std::time::Duration;
+    ///
+    /// let lessor = Lessor::builder().build()?;
+    /// let lease = lessor.grant(LeaseId::new(-5), Duration::from_secs(1))?;
+    /// assert_eq!(lease.ttl(), Duration::from_secs(2)); // raised to the 2 s minimum
+    /// let again = lessor.grant(LeaseId::new(-5), Duration::from_secs(9));
+    /// assert!(matches!(again, Err(Error::LeaseExists { .. })));
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn grant(&self, id: LeaseId, ttl: Duration) -> Result<Lease> {
+        self.inner.grant(id, ttl)
+    }
+
+    /// [`grant`](Self::grant) with etcd's TTL in whole seconds: 0 and negative TTLs are raised
+    /// to the minimum.
+    ///
+    /// # Errors
+    ///
+    /// As [`grant`](Self::grant).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use lessor::{LeaseId, Lessor}; use std::time::Duration;
+    /// let lessor = Lessor::builder().build()?;
+    /// assert_eq!(lessor.grant_secs(LeaseId::new(1), -3)?.ttl_secs(), 2);
+    /// assert!(lessor.grant_secs(LeaseId::new(2), 9_000_000_001).is_err());
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn grant_secs(&self, id: LeaseId, ttl_secs: i64) -> Result<Lease> {
+        let ttl = Duration::from_secs(u64::try_from(ttl_secs).unwrap_or(0));
+        self.inner.grant(id, ttl)
+    }
+
+    /// Renews lease `id`: its deadline becomes now + its TTL. Returns the granted TTL (not the
+    /// time left), etcd's `Renew`. Clears a checkpointed remaining TTL.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotPrimary`] when not primary (even for unknown ids),
+    /// [`Error::LeaseNotFound`], [`Error::LeaseExpired`] once the deadline has passed (an
+    /// expired lease is never brought back; etcd would block until it is revoked),
+    /// [`Error::Stopped`].
+    ///
+    /// **Locking:** one shared shard lock and one compare-and-swap; no allocation, no channel,
+    /// no log write.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lessor::{Error, LeaseId, Lessor, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let lessor = Lessor::builder().clock(clock.clone()).build()?;
+    /// lessor.grant(LeaseId::new(1), Duration::from_secs(10))?;
+    /// clock.advance(Duration::from_secs(9));
+    /// assert_eq!(lessor.renew(LeaseId::new(1))?, Duration::from_secs(10));
+    /// clock.advance(Duration::from_secs(10));
+    /// assert!(matches!(lessor.renew(LeaseId::new(1)), Err(Error::LeaseExpired { .. })));
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn renew(&self, id: LeaseId) -> Result<Duration> {
+        self.inner.renew(id).map(Duration::from_millis)
+    }
+
+    /// Revokes lease `id`: deletes its keys through the range deleter (one
+    /// `delete_range(key, None)` per key, ascending) and removes the lease, inside one
+    /// transaction, etcd's `Revoke`. Works whether primary or not, expired or not. Without a
+    /// range deleter the lease is still removed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LeaseNotFound`], [`Error::Stopped`].
+    ///
+    /// **Locking:** the lease's stripe for the whole call (the range deleter runs under it),
+    /// and one shard lock at a time inside it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use lessor::{LeaseId, Lessor}; use std::time::Duration;
+    /// let lessor = Lessor::builder().build()?;
+    /// lessor.grant(LeaseId::new(1), Duration::from_secs(10))?;
+    /// lessor.attach(LeaseId::new(1), [&b"k"[..]])?;
+    /// lessor.revoke(LeaseId::new(1))?;
+    /// assert!(lessor.get_lease(b"k").is_none());
+    /// assert!(lessor.revoke(LeaseId::new(1)).is_err());
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn revoke(&self, id: LeaseId) -> Result<()> {
+        self.inner.check_running()?;
+        self.inner.revoke(id)
+    }
+
+    /// Records that lease `id` has `remaining` left (etcd v3.4's `Checkpoint`): a later promote
+    /// (or restart) gives it that much instead of its full TTL. The next renew clears it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LeaseNotFound`], [`Error::Stopped`].
+    ///
+    /// **Locking:** the lease's stripe and one exclusive shard lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lessor::{LeaseId, Lessor, ManualClock, Remaining};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let lessor = Lessor::builder().clock(clock.clone()).primary(false).build()?;
+    /// let id = LeaseId::new(1);
+    /// lessor.grant(id, Duration::from_secs(60))?;
+    /// lessor.checkpoint(id, Duration::from_secs(5))?;
+    /// lessor.promote(Duration::ZERO);
+    /// assert_eq!(lessor.lookup(id).unwrap().remaining(), Remaining::Left(Duration::from_secs(5)));
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn checkpoint(&self, id: LeaseId, remaining: Duration) -> Result<()> {
+        self.inner.checkpoint(id, remaining)
+    }
+}
+
+impl Inner {
+    pub(crate) fn grant(&self, id: LeaseId, ttl: Duration) -> Result<Lease> {
+        self.check_running()?;
+        if id.is_none() {
+            return Err(Error::LeaseNotFound { id });
+        }
+        if ttl > MAX_TTL {
+            return Err(Error::TtlTooLarge {
+                given: ttl,
+                max: MAX_TTL,
+            });
+        }
+        let ttl_ms = ceil_ms(ttl).max(self.min_ttl_ms);
+        let h = self.hash_id(id);
+        let idx = self.leases.index(h);
+        let now = self.time.now_ms_ceil();
+        let primary = self.leases.write(idx, |s| {
+            if s.get(h, id).is_some() {
+                return Err(Error::LeaseExists { id });
+            }
+            // Read under the shard lock: see the module docs on promote.
+            let primary = self.primary.load(Ordering::Acquire);
+            let deadline = if primary {
+                finite_deadline(now.saturating_add(ttl_ms))
+            } else {
+                FOREVER
+            };
+            let seq = self.next_seq();
+            let rec = LeaseRecord {
+                state: AtomicU64::new(deadline),
+                ttl_ms,
+                seq,
+            };
+            s.insert_new(&self.hasher, h, id, rec);
+            s.intake.push(Filing { id, seq });
+            Ok(primary)
+        })?;
+        let ttl = Duration::from_millis(ttl_ms);
+        Ok(Lease {
+            id,
+            ttl,
+            remaining: if primary {
+                Remaining::Left(ttl)
+            } else {
+                Remaining::Forever
+            },
+            keys: Vec::new(),
+        })
+    }
+
+    /// Renews; returns the granted TTL in ms.
+    pub(crate) fn renew(&self, id: LeaseId) -> Result<u64> {
+        self.check_running()?;
+        if !self.primary.load(Ordering::Acquire) {
+            return Err(Error::NotPrimary);
+        }
+        let h = self.hash_id(id);
+        let (now_floor, now_ceil) = self.time.now_ms_both();
+        self.leases.read(self.leases.index(h), |s| {
+            let rec = s.get(h, id).ok_or(Error::LeaseNotFound { id })?;
+            let mut cur = rec.load();
+            loop {
+                if !LeaseRecord::is_live(cur) {
+                    return Err(Error::LeaseNotFound { id });
+                }
+                let deadline = deadline_of(cur);
+                if deadline == FOREVER {
+                    return Err(Error::NotPrimary);
+                }
+                if cur & EXPIRED != 0 || deadline <= now_floor {
+                    return Err(Error::LeaseExpired { id });
+                }
+                let new = finite_deadline(now_ceil.saturating_add(rec.ttl_ms)).max(deadline);
+                match rec
+                    .state
+                    .compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire)
+                {
+                    Ok(_) => return Ok(rec.ttl_ms),
+                    Err(actual) => cur = actual,
+                }
+            }
+        })
+    }
+
+    pub(crate) fn revoke(&self, id: LeaseId) -> Result<()> {
+        let h = self.hash_id(id);
+        let idx = self.leases.index(h);
+        let _stripe = self.lock_stripe(h);
+        // Under the stripe nobody else changes this lease's keys or life.
+        let keys: Vec<Key> = self.leases.write(idx, |s| {
+            s.get(h, id).ok_or(Error::LeaseNotFound { id })?;
+            Ok(s.extras
+                .get_mut(&id)
+                .map(|e| std::mem::take(&mut e.keys).into_iter().collect())
+                .unwrap_or_default())
+        })?;
+        let mut txn = self.range_deleter.as_ref().map(|rd| rd.begin());
+        if let Some(txn) = txn.as_mut() {
+            for key in &keys {
+                txn.delete_range(key, None);
+            }
+        }
+        self.leases.write(idx, |s| s.remove(h, id));
+        for key in &keys {
+            let kh = self.hash_key(key);
+            self.keys
+                .write(self.keys.index(kh), |ks| ks.release(kh, key, id));
+        }
+        if let Some(txn) = txn {
+            txn.end();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn checkpoint(&self, id: LeaseId, remaining: Duration) -> Result<()> {
+        self.check_running()?;
+        let h = self.hash_id(id);
+        let _stripe = self.lock_stripe(h);
+        let remaining_ms = ceil_ms(remaining).max(1);
+        self.leases.write(self.leases.index(h), |s| {
+            let rec = s
+                .leases
+                .find(h, |(k, _)| *k == id)
+                .map(|(_, r)| r)
+                .ok_or(Error::LeaseNotFound { id })?;
+            rec.state.fetch_or(CHECKPOINTED, Ordering::AcqRel);
+            s.extras.entry(id).or_default().checkpoint_ms = remaining_ms;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,254 @@
+//! The [`Lessor`]: etcd's lease semantics on sharded maps.
+//!
+//! # Ground rules
+//!
+//! - [`Inner`] is shared (`Arc`) by the public handle and the expiry thread. It owns the lease
+//!   map and the key map ([`crate::shard`]); the expiry thread owns the wheel.
+//! - **Renew** takes one shared shard lock and does one compare-and-swap on the lease's state
+//!   word: no exclusive lock, no allocation, no channel, no log write.
+//! - **Grant** takes one exclusive shard lock: the record and its filing for the expiry worker
+//!   go in together, so the worker sees every lease exactly once.
+//! - **Revoke, attach, detach, checkpoint** first take the lease's *stripe* lock (a small array
+//!   of mutexes indexed by the id's hash), which orders every change to one lease's key set and
+//!   life. Moving a key between leases takes both stripes, in ascending index order. Under the
+//!   stripes they take one shard lock at a time. Revoke calls the range deleter while holding
+//!   only the stripe.
+//! - Invariant kept by the stripes: `key map[k] == L` exactly when `k` is in `L`'s key set, and
+//!   `L` is in the lease map. Every change of `key map[k]` away from `L` happens under `L`'s
+//!   stripe.
+//! - **Promote/demote** set the `primary` flag first, then visit each shard under its lock, then
+//!   bump `epoch`, which tells the expiry worker to rebuild its wheel. A grant reads `primary`
+//!   under its shard's exclusive lock, so it either is visited by the pass or sees the new flag.
+
+mod keys;
+mod lifecycle;
+mod primary;
+mod query;
+
+use std::hash::BuildHasher;
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+use hashbrown::DefaultHashBuilder;
+
+use crate::builder::LessorBuilder;
+use crate::clock::TimeBase;
+use crate::deleter::RangeDeleter;
+use crate::error::{Error, Result};
+use crate::lease::LeaseId;
+use crate::shard::{KeyShard, LeaseShard, Shards};
+use crate::sync::{self, Arc, AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
+
+pub(crate) use primary::spread_expiries;
+
+/// The number of stripe locks that order changes to a lease's keys and life.
+const STRIPES: usize = 256;
+
+/// A concurrent lease engine with etcd's `Lessor` semantics.
+///
+/// Share it between threads by reference or in an `Arc`: every method takes `&self`.
+///
+/// # Examples
+///
+/// ```
+/// use lessor::{LeaseId, Lessor};
+/// use std::time::Duration;
+///
+/// let lessor = Lessor::builder().build()?;
+/// let id = LeaseId::new(1);
+/// lessor.grant(id, Duration::from_secs(30))?;
+/// lessor.attach(id, [&b"session/alice"[..]])?;
+/// assert_eq!(lessor.get_lease(b"session/alice"), id);
+/// assert_eq!(lessor.renew(id)?, Duration::from_secs(30));
+/// lessor.revoke(id)?;
+/// assert!(lessor.lookup(id).is_none());
+/// # Ok::<(), lessor::Error>(())
+/// ```
+pub struct Lessor {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// The state shared by the handle and the expiry thread.
+pub(crate) struct Inner {
+    pub(crate) time: TimeBase,
+    pub(crate) hasher: DefaultHashBuilder,
+    pub(crate) leases: Shards<LeaseShard>,
+    pub(crate) keys: Shards<KeyShard>,
+    stripes: Box<[CachePadded<Mutex<()>>]>,
+    /// Primary: leases expire and may be renewed.
+    pub(crate) primary: AtomicBool,
+    /// Set once by `stop`.
+    pub(crate) stopped: AtomicBool,
+    /// Bumped by every promote and demote; the expiry worker rebuilds its wheel when it moves.
+    pub(crate) epoch: AtomicU64,
+    /// The next grant's sequence number.
+    next_seq: AtomicU64,
+    pub(crate) min_ttl_ms: u64,
+    pub(crate) max_key_size: usize,
+    pub(crate) revoke_rate: u32,
+    pub(crate) range_deleter: Option<Arc<dyn RangeDeleter>>,
+}
+
+impl Lessor {
+    /// A builder with etcd's defaults (minimum TTL 2 s, revoke rate 1000/s) and lessor's own
+    /// (10 ms tick, shards from the core count).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lessor::Lessor;
+    /// use std::time::Duration;
+    ///
+    /// let lessor = Lessor::builder()
+    ///     .shards(64)
+    ///     .min_ttl(Duration::from_millis(100))
+    ///     .build()?;
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn builder() -> LessorBuilder {
+        LessorBuilder::new()
+    }
+
+    pub(crate) fn from_inner(inner: Inner) -> Self {
+        Lessor {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// True while this lessor is primary (leases expire and can be renewed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lessor = lessor::Lessor::builder().primary(false).build()?;
+    /// assert!(!lessor.is_primary());
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn is_primary(&self) -> bool {
+        self.inner.primary.load(Ordering::Acquire)
+    }
+
+    /// Stops the lessor: later grants, renewals, revokes and key changes fail with
+    /// [`Error::Stopped`]; lookups still answer. Idempotent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lessor::{Error, LeaseId, Lessor};
+    /// use std::time::Duration;
+    ///
+    /// let lessor = Lessor::builder().build()?;
+    /// lessor.stop();
+    /// let err = lessor.grant(LeaseId::new(1), Duration::from_secs(5)).unwrap_err();
+    /// assert!(matches!(err, Error::Stopped));
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn stop(&self) {
+        self.inner.stopped.store(true, Ordering::Release);
+    }
+}
+
+impl std::fmt::Debug for Lessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lessor")
+            .field("leases", &self.len())
+            .field("primary", &self.is_primary())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        time: TimeBase,
+        shards: usize,
+        primary: bool,
+        min_ttl: Duration,
+        max_key_size: usize,
+        revoke_rate: u32,
+        range_deleter: Option<Arc<dyn RangeDeleter>>,
+    ) -> Self {
+        Inner {
+            time,
+            hasher: DefaultHashBuilder::default(),
+            leases: Shards::new(shards),
+            keys: Shards::new(shards),
+            stripes: (0..STRIPES)
+                .map(|_| CachePadded::new(Mutex::new(())))
+                .collect(),
+            primary: AtomicBool::new(primary),
+            stopped: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+            next_seq: AtomicU64::new(1),
+            min_ttl_ms: crate::clock::ceil_ms(min_ttl),
+            max_key_size,
+            revoke_rate,
+            range_deleter,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn hash_id(&self, id: LeaseId) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    #[inline]
+    pub(crate) fn hash_key(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    #[inline]
+    pub(crate) fn check_running(&self) -> Result<()> {
+        if self.stopped.load(Ordering::Relaxed) {
+            Err(Error::Stopped)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn stripe_of(&self, hash: u64) -> usize {
+        ((hash >> 16) as usize) & (STRIPES - 1)
+    }
+
+    /// Locks the stripe of one lease.
+    pub(crate) fn lock_stripe(&self, hash: u64) -> MutexGuard<'_, ()> {
+        sync::lock(&self.stripes[self.stripe_of(hash)])
+    }
+
+    /// Locks the stripes of several leases, each once, in ascending index order.
+    pub(crate) fn lock_stripes(&self, hashes: &[u64]) -> Vec<MutexGuard<'_, ()>> {
+        let mut idx: Vec<usize> = hashes.iter().map(|h| self.stripe_of(*h)).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        idx.into_iter()
+            .map(|i| sync::lock(&self.stripes[i]))
+            .collect()
+    }
+
+    /// True when the stripe of `b` is already covered by the stripes of `held`.
+    pub(crate) fn stripe_covered(&self, held: &[u64], b: u64) -> bool {
+        let s = self.stripe_of(b);
+        held.iter().any(|h| self.stripe_of(*h) == s)
+    }
+
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Checks every key before anything changes.
+    pub(crate) fn validate_keys<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<()> {
+        for k in keys {
+            let k = k.as_ref();
+            if k.is_empty() {
+                return Err(Error::EmptyKey);
+            }
+            if k.len() > self.max_key_size {
+                return Err(Error::KeyTooLarge {
+                    given: k.len(),
+                    limit: self.max_key_size,
+                });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,53 @@
+//! # lessor
+//!
+//! A lease engine for high-rate session TTL tracking with the semantics of etcd's `Lessor`:
+//! grant a lease with a TTL, attach keys to it, renew it, revoke it, learn when it expires.
+//! Leases live in sharded maps; renew is a shared lock plus one compare-and-swap.
+//!
+//! ## Hello, lease
+//!
+//! ```
+//! use lessor::{LeaseId, Lessor, ManualClock};
+//! use std::time::Duration;
+//!
+//! let clock = ManualClock::new();
+//! let lessor = Lessor::builder().clock(clock.clone()).build()?;
+//!
+//! let id = LeaseId::new(1);
+//! lessor.grant(id, Duration::from_secs(10))?;
+//! lessor.attach(id, ["session/alice"])?;
+//!
+//! clock.advance(Duration::from_secs(8));
+//! lessor.renew(id)?; // ten more seconds from now
+//!
+//! let lease = lessor.lookup(id).expect("still alive");
+//! assert_eq!(lease.keys(), &[b"session/alice".to_vec()]);
+//! lessor.revoke(id)?;
+//! assert!(lessor.get_lease("session/alice").is_none());
+//! # Ok::<(), lessor::Error>(())
+//! ```
+//!
+//! Where lessor differs from etcd on purpose, the README's "Differences from etcd" says so.
+#![deny(rustdoc::broken_intra_doc_links)]
+
+mod api;
+mod builder;
+mod clock;
+mod deleter;
+mod error;
+mod lease;
+mod lessor;
+mod shard;
+mod sync;
+
+pub use crate::api::{FakeLessor, LeaseApi};
+pub use crate::builder::{LessorBuilder, DEFAULT_MAX_KEY_SIZE};
+pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use crate::deleter::{RangeDeleter, TxnDelete};
+pub use crate::error::{Error, Result};
+pub use crate::lease::{Lease, LeaseId, Remaining, MAX_TTL};
+pub use crate::lessor::Lessor;
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,52 @@
+//! The one door to concurrency primitives.
+//!
+//! # Ground rules
+//!
+//! Every atomic, lock, `Arc` and thread the engine uses comes from here, so that the models in
+//! `loom-tests/` can swap them for loom's by building with `RUSTFLAGS="--cfg lessor_loom"`.
+//! We use our own cfg name (not `cfg(loom)`) so that dependencies that read `cfg(loom)` keep
+//! their ordinary build. Internal code never names `std::sync` directly.
+//!
+//! Poisoning is not part of our protocol: no engine code panics while holding a lock, and a
+//! panic in a user callback (the range deleter) must not wedge every later call, so the lock
+//! helpers below recover the guard from a poisoned lock.
+
+#[cfg(not(lessor_loom))]
+pub(crate) use std::sync::{
+    atomic::{AtomicBool, AtomicU64, Ordering},
+    Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
+#[cfg(not(lessor_loom))]
+pub(crate) use std::thread;
+
+#[cfg(lessor_loom)]
+pub(crate) use loom::sync::{
+    atomic::{AtomicBool, AtomicU64, Ordering},
+    Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
+#[cfg(lessor_loom)]
+pub(crate) use loom::thread;
+
+/// Locks a mutex, recovering the guard if a panicking thread poisoned it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Takes a shared lock, recovering the guard if a panicking thread poisoned it.
+pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    match l.read() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Takes an exclusive lock, recovering the guard if a panicking thread poisoned it.
+pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    match l.write() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
