@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::clock::{Clock, SystemClock, TimeBase};
 use crate::deleter::RangeDeleter;
 use crate::error::{Error, Result};
+use crate::expiry::{ExpiryConfig, ExpiryMode};
 use crate::lease::MAX_TTL;
 use crate::lessor::{Inner, Lessor};
 use crate::shard::MAX_SHARDS;
@@ -44,6 +45,12 @@ pub struct LessorBuilder {
     primary: bool,
     clock: Arc<dyn Clock>,
     range_deleter: Option<Arc<dyn RangeDeleter>>,
+    expiry_mode: ExpiryMode,
+    retry_interval: Duration,
+    expiry_rate_limit: Option<u32>,
+    channel_capacity: usize,
+    batch_max: usize,
+    expiry_thread: bool,
 }
 
 impl std::fmt::Debug for LessorBuilder {
@@ -56,6 +63,12 @@ impl std::fmt::Debug for LessorBuilder {
             .field("max_key_size", &self.max_key_size)
             .field("primary", &self.primary)
             .field("range_deleter", &self.range_deleter.is_some())
+            .field("expiry_mode", &self.expiry_mode)
+            .field("retry_interval", &self.retry_interval)
+            .field("expiry_rate_limit", &self.expiry_rate_limit)
+            .field("channel_capacity", &self.channel_capacity)
+            .field("batch_max", &self.batch_max)
+            .field("expiry_thread", &self.expiry_thread)
             .finish_non_exhaustive()
     }
 }
@@ -89,6 +102,12 @@ impl LessorBuilder {
             primary: true,
             clock: Arc::new(SystemClock),
             range_deleter: None,
+            expiry_mode: ExpiryMode::Notify,
+            retry_interval: Duration::from_secs(3),
+            expiry_rate_limit: None,
+            channel_capacity: 64,
+            batch_max: 1024,
+            expiry_thread: true,
         }
     }
 
@@ -207,6 +226,90 @@ impl LessorBuilder {
         self
     }
 
+    /// What happens to an expired lease: [`ExpiryMode::Notify`] (etcd's, the default) or
+    /// [`ExpiryMode::Revoke`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lessor::{ExpiryMode, LeaseId, Lessor, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let lessor = Lessor::builder()
+    ///     .clock(clock.clone())
+    ///     .expiry_mode(ExpiryMode::Revoke)
+    ///     .expiry_thread(false)
+    ///     .build()?;
+    /// lessor.grant(LeaseId::new(1), Duration::from_secs(2))?;
+    /// clock.advance(Duration::from_secs(2));
+    /// lessor.run_expiry_once()?;
+    /// assert!(lessor.lookup(LeaseId::new(1)).is_none()); // revoked by the engine
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn expiry_mode(mut self, mode: ExpiryMode) -> Self {
+        self.expiry_mode = mode;
+        self
+    }
+
+    /// In notify mode, how long after delivery an expired lease that was not revoked is
+    /// delivered again (etcd v3.4: 3 s, the default). From 1 ms to 1 hour.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let b = lessor::Lessor::builder().retry_interval(Duration::from_secs(1));
+    /// assert!(b.build().is_ok());
+    /// ```
+    pub fn retry_interval(mut self, interval: Duration) -> Self {
+        self.retry_interval = interval;
+        self
+    }
+
+    /// At most this many leases a second are expired (delivered or revoked); `None` (the
+    /// default) for no limit. `Some(1000)` mimics etcd.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(lessor::Lessor::builder().expiry_rate_limit(Some(0)).build().is_err());
+    /// ```
+    pub fn expiry_rate_limit(mut self, per_second: Option<u32>) -> Self {
+        self.expiry_rate_limit = per_second;
+        self
+    }
+
+    /// How many batches the expired channel holds before the worker waits (at least 1; default
+    /// 64), and the most leases in one batch (at least 1; default 1024).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(lessor::Lessor::builder().expiry_channel(0, 10).build().is_err());
+    /// assert!(lessor::Lessor::builder().expiry_channel(8, 256).build().is_ok());
+    /// ```
+    pub fn expiry_channel(mut self, capacity: usize, batch_max: usize) -> Self {
+        self.channel_capacity = capacity;
+        self.batch_max = batch_max;
+        self
+    }
+
+    /// Whether a background thread runs expiry every tick (the default). With `false`, the
+    /// owner calls [`Lessor::run_expiry_once`] instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lessor = lessor::Lessor::builder().expiry_thread(false).build()?;
+    /// lessor.run_expiry_once()?;
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn expiry_thread(mut self, run: bool) -> Self {
+        self.expiry_thread = run;
+        self
+    }
+
     fn validate(&self) -> Result<()> {
         let invalid = |field, reason| Err(Error::InvalidConfig { field, reason });
         if !self.shards.is_power_of_two() || self.shards > MAX_SHARDS {
@@ -221,6 +324,23 @@ impl LessorBuilder {
         if self.revoke_rate == 0 {
             return invalid("revoke_rate", "must be at least 1 lease per second");
         }
+        if self.retry_interval < Duration::from_millis(1)
+            || self.retry_interval > Duration::from_secs(3600)
+        {
+            return invalid("retry_interval", "must be from 1 ms to 1 hour");
+        }
+        if self.expiry_rate_limit == Some(0) {
+            return invalid(
+                "expiry_rate_limit",
+                "must be None or at least 1 lease per second",
+            );
+        }
+        if self.channel_capacity == 0 || self.batch_max == 0 {
+            return invalid(
+                "expiry_channel",
+                "capacity and batch size must be at least 1",
+            );
+        }
         if self.max_key_size == 0 {
             return invalid("max_key_size", "must be at least 1 byte");
         }
@@ -231,7 +351,8 @@ impl LessorBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] naming the first bad option.
+    /// [`Error::InvalidConfig`] naming the first bad option; [`Error::Io`] if the expiry
+    /// thread cannot be started.
     ///
     /// # Examples
     ///
@@ -250,6 +371,13 @@ impl LessorBuilder {
             self.revoke_rate,
             self.range_deleter,
         );
-        Ok(Lessor::from_inner(inner))
+        let cfg = ExpiryConfig {
+            tick_ms: crate::clock::floor_ms(self.tick),
+            mode: self.expiry_mode,
+            retry_ms: crate::clock::ceil_ms(self.retry_interval),
+            rate_limit: self.expiry_rate_limit,
+            batch_max: self.batch_max,
+        };
+        Lessor::start(inner, cfg, self.channel_capacity, self.expiry_thread)
     }
 }

@@ -154,11 +154,6 @@ impl TimeBase {
         let d = self.clock.now().saturating_duration_since(self.base);
         (floor_ms(d), ceil_ms(d))
     }
-
-    /// The instant of an engine millisecond.
-    pub(crate) fn instant_of(&self, ms: u64) -> Instant {
-        self.base + Duration::from_millis(ms)
-    }
 }
 
 impl fmt::Debug for TimeBase {
@@ -203,9 +198,5 @@ mod tests {
         clock.advance(Duration::from_micros(2500));
         assert_eq!(tb.now_ms(), 2);
         assert_eq!(tb.now_ms_ceil(), 3);
-        assert_eq!(
-            tb.instant_of(3) - tb.instant_of(0),
-            Duration::from_millis(3)
-        );
     }
 }

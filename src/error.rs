@@ -73,6 +73,9 @@ pub enum Error {
         /// What is wrong and what range is allowed.
         reason: &'static str,
     },
+    /// An I/O error (starting the expiry thread, or the log).
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
     /// The lessor was stopped; build a new one.
     #[error("the lessor is stopped: build a new one to go on")]
     Stopped,

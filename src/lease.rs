@@ -9,8 +9,8 @@
 //! | special | expired | checkpointed | deadline (engine ms) |
 //! ```
 //!
-//! - `special` set: the whole word is a sentinel, [`PENDING`] (being granted, not yet visible) or
-//!   [`REVOKED`] (being revoked; renew and lookup treat it as gone).
+//! - `special` set: the whole word is a sentinel, not a deadline; the lease is not visible to
+//!   renew, lookup or expiry (reserved for a grant that is not yet durable).
 //! - `expired`: the expiry worker has delivered the lease as expired. The deadline bits are kept
 //!   so that `remaining` reports how long ago it expired. Never cleared: an expired lease is
 //!   never brought back.
@@ -162,7 +162,7 @@ impl Remaining {
         match self {
             Remaining::Forever => i64::MAX,
             Remaining::Left(d) => {
-                let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+                let s = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
                 i64::try_from(s).unwrap_or(i64::MAX)
             }
             Remaining::Overdue(_) => -1,
@@ -241,7 +241,8 @@ impl Lease {
     /// ```
     pub fn ttl_secs(&self) -> i64 {
         let d = self.ttl;
-        i64::try_from(d.as_secs() + u64::from(d.subsec_nanos() > 0)).unwrap_or(i64::MAX)
+        let s = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
+        i64::try_from(s).unwrap_or(i64::MAX)
     }
 
     /// Time left when this snapshot was taken.
@@ -278,10 +279,6 @@ impl Lease {
 
 /// Set on sentinels: the rest of the word is not a deadline.
 pub(crate) const SPECIAL: u64 = 1 << 63;
-/// Being granted: not yet visible to renew or lookup.
-pub(crate) const PENDING: u64 = SPECIAL;
-/// Being revoked: renew and lookup treat it as gone.
-pub(crate) const REVOKED: u64 = u64::MAX;
 /// Delivered as expired by the expiry worker.
 pub(crate) const EXPIRED: u64 = 1 << 62;
 /// A checkpointed remaining TTL is in force until the next renew.
@@ -345,8 +342,7 @@ mod tests {
         assert_eq!(SPECIAL & (EXPIRED | CHECKPOINTED | DEADLINE_MASK), 0);
         assert_eq!(EXPIRED & (CHECKPOINTED | DEADLINE_MASK), 0);
         assert_eq!(CHECKPOINTED & DEADLINE_MASK, 0);
-        assert!(!LeaseRecord::is_live(PENDING));
-        assert!(!LeaseRecord::is_live(REVOKED));
+        assert!(!LeaseRecord::is_live(SPECIAL));
         assert!(LeaseRecord::is_live(FOREVER | CHECKPOINTED | EXPIRED));
     }
 

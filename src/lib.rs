@@ -35,16 +35,19 @@ mod builder;
 mod clock;
 mod deleter;
 mod error;
+mod expiry;
 mod lease;
 mod lessor;
 mod shard;
 mod sync;
+mod wheel;
 
 pub use crate::api::{FakeLessor, LeaseApi};
 pub use crate::builder::{LessorBuilder, DEFAULT_MAX_KEY_SIZE};
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::deleter::{RangeDeleter, TxnDelete};
 pub use crate::error::{Error, Result};
+pub use crate::expiry::ExpiryMode;
 pub use crate::lease::{Lease, LeaseId, Remaining, MAX_TTL};
 pub use crate::lessor::Lessor;
 

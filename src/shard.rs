@@ -114,8 +114,9 @@ pub(crate) struct LeaseShard {
     pub(crate) leases: HashTable<(LeaseId, LeaseRecord)>,
     /// Keys and checkpoints of the leases that have any.
     pub(crate) extras: HashMap<LeaseId, Extra>,
-    /// Leases granted since the expiry worker last looked: the intake of the wheel.
-    pub(crate) intake: Vec<Filing>,
+    /// Leases granted since the expiry worker last looked, with their deadlines (engine ms):
+    /// the intake of the wheel.
+    pub(crate) intake: Vec<(Filing, u64)>,
 }
 
 impl LeaseShard {
@@ -237,6 +238,7 @@ impl KeyShard {
     }
 
     /// Every key in this shard with its lease (for invariant checks).
+    #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&[u8], LeaseId)> {
         self.map.iter().map(|(k, id)| (&**k, *id))
     }

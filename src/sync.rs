@@ -7,6 +7,10 @@
 //! We use our own cfg name (not `cfg(loom)`) so that dependencies that read `cfg(loom)` keep
 //! their ordinary build. Internal code never names `std::sync` directly.
 //!
+//! The one exception is the expiry thread's own loop (`expiry/runner.rs`): it spawns a real
+//! thread and waits with a real timeout, which loom cannot model; the models drive
+//! `ExpiryWorker::run_once` directly instead.
+//!
 //! Poisoning is not part of our protocol: no engine code panics while holding a lock, and a
 //! panic in a user callback (the range deleter) must not wedge every later call, so the lock
 //! helpers below recover the guard from a poisoned lock.
@@ -16,16 +20,12 @@ pub(crate) use std::sync::{
     atomic::{AtomicBool, AtomicU64, Ordering},
     Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
-#[cfg(not(lessor_loom))]
-pub(crate) use std::thread;
 
 #[cfg(lessor_loom)]
 pub(crate) use loom::sync::{
     atomic::{AtomicBool, AtomicU64, Ordering},
     Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
-#[cfg(lessor_loom)]
-pub(crate) use loom::thread;
 
 /// Locks a mutex, recovering the guard if a panicking thread poisoned it.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -176,7 +176,7 @@ impl Inner {
                 }
             }
             s.tidy(id);
-            Ok(removed)
+            Ok::<_, Error>(removed)
         })?;
         for key in removed {
             let kh = self.hash_key(key);

@@ -122,7 +122,7 @@ impl Lessor {
     /// ```
     pub fn revoke(&self, id: LeaseId) -> Result<()> {
         self.inner.check_running()?;
-        self.inner.revoke(id)
+        self.inner.revoke(id, None).map(drop)
     }
 
     /// Records that lease `id` has `remaining` left (etcd v3.4's `Checkpoint`): a later promote
@@ -188,7 +188,7 @@ impl Inner {
                 seq,
             };
             s.insert_new(&self.hasher, h, id, rec);
-            s.intake.push(Filing { id, seq });
+            s.intake.push((Filing { id, seq }, deadline));
             Ok(primary)
         })?;
         let ttl = Duration::from_millis(ttl_ms);
@@ -226,7 +226,9 @@ impl Inner {
                 if cur & EXPIRED != 0 || deadline <= now_floor {
                     return Err(Error::LeaseExpired { id });
                 }
-                let new = finite_deadline(now_ceil.saturating_add(rec.ttl_ms)).max(deadline);
+                // etcd's refresh(0): now + TTL, even when a promote had set a later deadline
+                // (the wheel files a lease no later than now + TTL, so it still fires in time).
+                let new = finite_deadline(now_ceil.saturating_add(rec.ttl_ms));
                 match rec
                     .state
                     .compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire)
@@ -238,13 +240,17 @@ impl Inner {
         })
     }
 
-    pub(crate) fn revoke(&self, id: LeaseId) -> Result<()> {
+    /// Revokes `id` (only the grant numbered `seq`, when given); returns the keys it had.
+    pub(crate) fn revoke(&self, id: LeaseId, seq: Option<u64>) -> Result<Vec<Key>> {
         let h = self.hash_id(id);
         let idx = self.leases.index(h);
         let _stripe = self.lock_stripe(h);
         // Under the stripe nobody else changes this lease's keys or life.
         let keys: Vec<Key> = self.leases.write(idx, |s| {
-            s.get(h, id).ok_or(Error::LeaseNotFound { id })?;
+            let rec = s.get(h, id).ok_or(Error::LeaseNotFound { id })?;
+            if seq.is_some_and(|seq| seq != rec.seq) {
+                return Err(Error::LeaseNotFound { id });
+            }
             Ok(s.extras
                 .get_mut(&id)
                 .map(|e| std::mem::take(&mut e.keys).into_iter().collect())
@@ -265,7 +271,7 @@ impl Inner {
         if let Some(txn) = txn {
             txn.end();
         }
-        Ok(())
+        Ok(keys)
     }
 
     pub(crate) fn checkpoint(&self, id: LeaseId, remaining: Duration) -> Result<()> {

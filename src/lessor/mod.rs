@@ -28,6 +28,7 @@ mod query;
 use std::hash::BuildHasher;
 use std::time::Duration;
 
+use crossbeam_channel::Receiver;
 use crossbeam_utils::CachePadded;
 use hashbrown::DefaultHashBuilder;
 
@@ -35,11 +36,11 @@ use crate::builder::LessorBuilder;
 use crate::clock::TimeBase;
 use crate::deleter::RangeDeleter;
 use crate::error::{Error, Result};
-use crate::lease::LeaseId;
+use crate::expiry::runner::Runner;
+use crate::expiry::{ExpiryConfig, ExpiryWorker};
+use crate::lease::{Lease, LeaseId};
 use crate::shard::{KeyShard, LeaseShard, Shards};
 use crate::sync::{self, Arc, AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
-
-pub(crate) use primary::spread_expiries;
 
 /// The number of stripe locks that order changes to a lease's keys and life.
 const STRIPES: usize = 256;
@@ -66,6 +67,9 @@ const STRIPES: usize = 256;
 /// ```
 pub struct Lessor {
     pub(crate) inner: Arc<Inner>,
+    expiry: Arc<Mutex<ExpiryWorker>>,
+    expired: Receiver<Vec<Lease>>,
+    runner: Mutex<Option<Runner>>,
 }
 
 /// The state shared by the handle and the expiry thread.
@@ -109,10 +113,95 @@ impl Lessor {
         LessorBuilder::new()
     }
 
-    pub(crate) fn from_inner(inner: Inner) -> Self {
-        Lessor {
-            inner: Arc::new(inner),
-        }
+    pub(crate) fn start(
+        inner: Inner,
+        cfg: ExpiryConfig,
+        capacity: usize,
+        thread: bool,
+    ) -> Result<Self> {
+        let inner = Arc::new(inner);
+        let (tx, expired) = crossbeam_channel::bounded(capacity);
+        let expiry = Arc::new(Mutex::new(ExpiryWorker::new(inner.clone(), cfg, tx)));
+        let runner = if thread {
+            Some(Runner::spawn(inner.clone(), expiry.clone()).map_err(Error::Io)?)
+        } else {
+            None
+        };
+        Ok(Lessor {
+            inner,
+            expiry,
+            expired,
+            runner: Mutex::new(runner),
+        })
+    }
+
+    /// The channel on which expired leases arrive, in batches, etcd's `ExpiredLeasesC`. Every
+    /// clone of the receiver shares the same stream.
+    ///
+    /// In [`ExpiryMode::Notify`](crate::ExpiryMode::Notify) a delivered lease stays until it is
+    /// revoked and is delivered again every retry interval; in
+    /// [`ExpiryMode::Revoke`](crate::ExpiryMode::Revoke) it has already been revoked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lessor::{LeaseId, Lessor, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let lessor = Lessor::builder()
+    ///     .clock(clock.clone())
+    ///     .expiry_thread(false)
+    ///     .build()?;
+    /// lessor.grant(LeaseId::new(1), Duration::from_secs(5))?;
+    /// clock.advance(Duration::from_secs(5));
+    /// assert_eq!(lessor.run_expiry_once()?, 1);
+    /// let batch = lessor.expired_leases().try_recv().expect("one batch");
+    /// assert_eq!(batch[0].id(), LeaseId::new(1));
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn expired_leases(&self) -> Receiver<Vec<Lease>> {
+        self.expired.clone()
+    }
+
+    /// Runs one expiry step now, on the lessor's clock: files new leases, expires those whose
+    /// deadline has passed and delivers them. Returns how many were delivered. This is what the
+    /// expiry thread does every tick; with `expiry_thread(false)` the owner calls it instead
+    /// (tests with a [`ManualClock`](crate::ManualClock), or an application's own loop).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Stopped`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lessor = lessor::Lessor::builder().expiry_thread(false).build()?;
+    /// assert_eq!(lessor.run_expiry_once()?, 0);
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn run_expiry_once(&self) -> Result<usize> {
+        self.inner.check_running()?;
+        let now = self.inner.time.now_ms();
+        Ok(sync::lock(&self.expiry).run_once(now))
+    }
+
+    /// Leases the expiry worker is tracking (in the wheel, due, or awaiting redelivery). Equal
+    /// to the number of live leases once the worker has run; it does not grow with renewals.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use lessor::{LeaseId, Lessor}; use std::time::Duration;
+    /// let lessor = Lessor::builder().expiry_thread(false).build()?;
+    /// lessor.grant(LeaseId::new(1), Duration::from_secs(5))?;
+    /// lessor.run_expiry_once()?;
+    /// assert_eq!(lessor.expiry_tracked(), 1);
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn expiry_tracked(&self) -> usize {
+        sync::lock(&self.expiry).tracked()
     }
 
     /// True while this lessor is primary (leases expire and can be renewed).
@@ -145,6 +234,16 @@ impl Lessor {
     /// ```
     pub fn stop(&self) {
         self.inner.stopped.store(true, Ordering::Release);
+        let runner = sync::lock(&self.runner).take();
+        if let Some(runner) = runner {
+            runner.stop();
+        }
+    }
+}
+
+impl Drop for Lessor {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

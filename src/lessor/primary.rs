@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::{Inner, Lessor};
 use crate::clock::ceil_ms;
-use crate::lease::{finite_deadline, LeaseId, CHECKPOINTED, DEADLINE_MASK, EXPIRED, FOREVER};
+use crate::lease::{finite_deadline, LeaseId, CHECKPOINTED, DEADLINE_MASK, FOREVER};
 use crate::sync::Ordering;
 
 impl Lessor {

@@ -95,7 +95,9 @@ impl Lessor {
 impl Inner {
     pub(crate) fn lookup(&self, id: LeaseId) -> Option<Lease> {
         let h = self.hash_id(id);
-        let now = self.time.now_ms();
+        // Deadlines start from "now" rounded up, so measure from it too: a fresh lease shows
+        // exactly its TTL left, never a millisecond more.
+        let now = self.time.now_ms_ceil();
         self.leases.read(self.leases.index(h), |s| {
             let rec = s.get(h, id)?;
             let word = rec.load();
@@ -109,7 +111,7 @@ impl Inner {
     }
 
     pub(crate) fn leases(&self) -> Vec<Lease> {
-        let now = self.time.now_ms();
+        let now = self.time.now_ms_ceil();
         let mut all: Vec<(u64, u64, Lease)> = Vec::with_capacity(self.len());
         for i in 0..self.leases.len() {
             self.leases.read(i, |s| {

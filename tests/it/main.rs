@@ -1,0 +1,16 @@
+//! lessor's integration tests: one module per topic, every one driven by a `ManualClock`
+//! (nothing sleeps). Run with `cargo test --test it --features test-util` so that the
+//! engine's own invariant check runs too.
+
+mod builder;
+mod concurrency;
+mod expiry;
+mod fake;
+mod grant;
+mod keys;
+mod lookup;
+mod promote;
+mod renew;
+mod revoke;
+mod stop;
+mod support;
