@@ -38,6 +38,7 @@ mod error;
 mod expiry;
 mod lease;
 mod lessor;
+mod radix;
 mod shard;
 mod sync;
 mod wheel;

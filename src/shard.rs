@@ -100,11 +100,15 @@ impl Extra {
     }
 }
 
-/// A lease filed for the expiry worker: the id and the grant it belongs to.
+/// A lease filed for the expiry worker: the id, the grant it belongs to, and the deadline (engine
+/// ms) it was filed for. The lease's true deadline may since have moved later (renewed); the
+/// worker reads it from the record when `due` comes, never before, so cascading through the
+/// wheel's levels costs no lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Filing {
     pub(crate) id: LeaseId,
     pub(crate) seq: u64,
+    pub(crate) due: u64,
 }
 
 /// One shard of the lease map.
@@ -114,9 +118,8 @@ pub(crate) struct LeaseShard {
     pub(crate) leases: HashTable<(LeaseId, LeaseRecord)>,
     /// Keys and checkpoints of the leases that have any.
     pub(crate) extras: HashMap<LeaseId, Extra>,
-    /// Leases granted since the expiry worker last looked, with their deadlines (engine ms):
-    /// the intake of the wheel.
-    pub(crate) intake: Vec<(Filing, u64)>,
+    /// Leases granted since the expiry worker last looked: the intake of the wheel.
+    pub(crate) intake: Vec<Filing>,
 }
 
 impl LeaseShard {

@@ -34,8 +34,9 @@ impl RateLimiter {
         }
     }
 
-    pub(crate) fn has_token(&self) -> bool {
-        self.tokens >= 1.0
+    /// Whole tokens available now.
+    pub(crate) fn available(&self) -> usize {
+        self.tokens as usize
     }
 }
 

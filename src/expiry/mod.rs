@@ -23,6 +23,7 @@
 //! - The loop in [`runner`] is a thin wrapper around [`ExpiryWorker::run_once`], which tests
 //!   call directly with a manual clock.
 
+mod delivery;
 mod limiter;
 pub(crate) mod runner;
 mod worker;

@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use crossbeam_channel::{Sender, TrySendError};
 
+use super::delivery::Delivery;
 use super::limiter::RateLimiter;
 use super::ExpiryMode;
 use crate::lease::{deadline_of, remaining_of, Lease, LeaseRecord, EXPIRED, FOREVER};
 use crate::lessor::Inner;
-use crate::shard::Filing;
+use crate::radix::radix_sort_by;
+use crate::shard::{Filing, LeaseShard};
 use crate::sync::{Arc, Ordering};
 use crate::wheel::Wheel;
 
@@ -27,11 +29,11 @@ pub(crate) struct ExpiryConfig {
 enum Verdict {
     /// Gone, re-granted, already delivered, or not primary: forget the filing.
     Drop,
-    /// Renewed: file it again at this tick.
+    /// Renewed: file it again, due at this deadline (ms).
     Refile(u64),
     /// Due, but the worker may not expire anything more this step.
     Hold,
-    /// Expired now (state word marked): its deadline and what to deliver.
+    /// Expired now (state word marked): its deadline's tick and what to deliver.
     Expired(u64, Lease),
 }
 
@@ -47,12 +49,14 @@ pub(crate) struct ExpiryWorker {
     retry: VecDeque<(u64, Filing)>,
     /// Batches the channel had no room for, oldest first.
     outbox: VecDeque<Vec<Lease>>,
-    /// What this step expired, with deadlines; sorted and cut into batches at the end of it.
-    batch: Vec<(u64, Lease)>,
+    /// What this step expires, cut into batches as it goes.
+    out: Delivery,
     tx: Sender<Vec<Lease>>,
     limiter: Option<RateLimiter>,
+    /// Reused buffers: fired filings, the same grouped by shard, and decisions of one shard.
     fired: Vec<Filing>,
-    spare: Vec<(Filing, u64)>,
+    groups: Vec<Vec<(Filing, u64)>>,
+    decided: Vec<(Filing, Verdict)>,
     delivered: usize,
 }
 
@@ -73,18 +77,19 @@ impl ExpiryWorker {
         wheel.set_elapsed(now_ms / cfg.tick_ms);
         ExpiryWorker {
             limiter: cfg.rate_limit.map(|r| RateLimiter::new(r, now_ms)),
-            // Epoch 0 with a lessor that starts primary needs no rebuild: the wheel is empty.
+            // A lessor that starts primary needs no rebuild: its wheel is empty.
             seen_epoch: inner.epoch.load(Ordering::SeqCst),
+            groups: (0..inner.leases.len()).map(|_| Vec::new()).collect(),
+            out: Delivery::new(cfg.batch_max),
             inner,
             cfg,
             wheel,
             backlog: VecDeque::new(),
             retry: VecDeque::new(),
             outbox: VecDeque::new(),
-            batch: Vec::new(),
             tx,
             fired: Vec::new(),
-            spare: Vec::new(),
+            decided: Vec::new(),
             delivered: 0,
         }
     }
@@ -121,50 +126,111 @@ impl ExpiryWorker {
         self.flush_outbox();
         self.drain_intake();
         // Leases that were due before this step go first.
-        while self.may_expire() {
+        while self.budget() > 0 {
             let Some(f) = self.backlog.pop_front() else {
                 break;
             };
-            self.consider(f, now_ms);
+            self.consider_one(f, now_ms, false);
         }
-        while self.may_expire() {
+        while self.budget() > 0 {
             match self.retry.front() {
                 Some(&(due, f)) if due <= now_ms => {
                     self.retry.pop_front();
-                    self.consider(f, now_ms);
+                    self.consider_one(f, now_ms, true);
                 }
                 _ => break,
             }
         }
         let mut fired = std::mem::take(&mut self.fired);
         self.wheel.advance(now_ms / self.cfg.tick_ms, &mut fired);
-        for f in fired.drain(..) {
-            self.consider(f, now_ms);
-        }
+        self.consider_fired(&mut fired, now_ms);
         self.fired = fired;
-        self.send_batches();
+        self.out.finish(&mut self.outbox);
+        self.flush_outbox();
         self.delivered
     }
 
-    fn may_expire(&self) -> bool {
-        self.outbox.is_empty() && self.limiter.as_ref().is_none_or(RateLimiter::has_token)
+    /// How many more leases this step may expire: none while a batch waits for room in the
+    /// channel, else what the rate limit allows.
+    fn budget(&self) -> usize {
+        if !self.outbox.is_empty() {
+            return 0;
+        }
+        self.limiter
+            .as_ref()
+            .map_or(usize::MAX, RateLimiter::available)
     }
 
-    /// Looks at one filing and acts on the verdict.
-    fn consider(&mut self, f: Filing, now_ms: u64) {
-        let may_expire = self.may_expire();
-        match self.examine(f, now_ms, may_expire) {
+    /// One filing from the backlog or the retry queue.
+    fn consider_one(&mut self, f: Filing, now_ms: u64, from_retry: bool) {
+        let h = self.inner.hash_id(f.id);
+        let may = self.budget() > 0;
+        let tick_ms = self.cfg.tick_ms;
+        let verdict = self.inner.leases.read(self.inner.leases.index(h), |s| {
+            examine(s, f, h, now_ms, may, from_retry, tick_ms)
+        });
+        self.apply(f, verdict, now_ms);
+    }
+
+    /// The filings whose slots fired, grouped by shard so that each shard's lock is taken once.
+    fn consider_fired(&mut self, fired: &mut Vec<Filing>, now_ms: u64) {
+        let inner = self.inner.clone();
+        for f in fired.drain(..) {
+            if f.due > now_ms {
+                // A candidate from a higher level: cascade it down, no lookup needed.
+                self.file(f);
+                continue;
+            }
+            let h = inner.hash_id(f.id);
+            self.groups[inner.leases.index(h)].push((f, h));
+        }
+        let tick_ms = self.cfg.tick_ms;
+        for i in 0..self.groups.len() {
+            if self.groups[i].is_empty() {
+                continue;
+            }
+            let mut group = std::mem::take(&mut self.groups[i]);
+            let mut budget = self.budget();
+            let decided = &mut self.decided;
+            inner.leases.read(i, |s| {
+                if group.len() >= BUCKET_ORDER_MIN {
+                    // A burst: visit the table in bucket order, so the lookups walk memory
+                    // forwards instead of at random.
+                    let mask = bucket_mask(s.leases.capacity());
+                    radix_sort_by(&mut group, |&(_, h)| h & mask);
+                }
+                for &(f, h) in &group {
+                    let verdict = examine(s, f, h, now_ms, budget > 0, false, tick_ms);
+                    if matches!(verdict, Verdict::Expired(..)) {
+                        budget -= 1;
+                    }
+                    decided.push((f, verdict));
+                }
+            });
+            group.clear();
+            self.groups[i] = group;
+            let mut decided = std::mem::take(&mut self.decided);
+            for (f, verdict) in decided.drain(..) {
+                self.apply(f, verdict, now_ms);
+            }
+            self.decided = decided;
+        }
+    }
+
+    /// Acts on a verdict, outside every shard lock.
+    fn apply(&mut self, f: Filing, verdict: Verdict, now_ms: u64) {
+        match verdict {
             Verdict::Drop => {}
-            Verdict::Refile(tick) => self.wheel.insert(tick, f),
+            Verdict::Refile(due) => self.file(Filing { due, ..f }),
             Verdict::Hold => self.backlog.push_back(f),
-            Verdict::Expired(deadline, mut lease) => {
+            Verdict::Expired(tick, mut lease) => {
                 if let Some(l) = self.limiter.as_mut() {
                     l.try_take();
                 }
                 match self.cfg.mode {
                     ExpiryMode::Notify => {
-                        self.retry
-                            .push_back((now_ms.saturating_add(self.cfg.retry_ms), f));
+                        let due = now_ms.saturating_add(self.cfg.retry_ms);
+                        self.retry.push_back((due, f));
                     }
                     ExpiryMode::Revoke => match self.inner.revoke(f.id, Some(f.seq)) {
                         Ok(keys) => lease.keys = keys.into_iter().map(Vec::from).collect(),
@@ -172,80 +238,18 @@ impl ExpiryWorker {
                         Err(_) => return,
                     },
                 }
-                self.batch.push((deadline, lease));
                 self.delivered += 1;
+                if let Some(batch) = self.out.push(tick, lease) {
+                    self.outbox.push_back(batch);
+                    self.flush_outbox();
+                }
             }
         }
     }
 
-    /// Reads the lease's record under its shard's shared lock and decides.
-    fn examine(&self, f: Filing, now_ms: u64, may_expire: bool) -> Verdict {
-        let h = self.inner.hash_id(f.id);
-        self.inner.leases.read(self.inner.leases.index(h), |s| {
-            let Some(rec) = s.get(h, f.id) else {
-                return Verdict::Drop;
-            };
-            if rec.seq != f.seq {
-                return Verdict::Drop;
-            }
-            let mut cur = rec.load();
-            loop {
-                let deadline = deadline_of(cur);
-                if !LeaseRecord::is_live(cur) || deadline == FOREVER {
-                    return Verdict::Drop;
-                }
-                let redelivery = cur & EXPIRED != 0;
-                if !redelivery && deadline > now_ms {
-                    return Verdict::Refile(self.file_tick(deadline, now_ms, rec.ttl_ms));
-                }
-                if !may_expire {
-                    return Verdict::Hold;
-                }
-                let lease = |word| Lease {
-                    id: f.id,
-                    ttl: Duration::from_millis(rec.ttl_ms),
-                    remaining: remaining_of(word, now_ms),
-                    keys: s.keys_of(f.id),
-                };
-                if redelivery {
-                    return Verdict::Expired(deadline, lease(cur));
-                }
-                match rec.state.compare_exchange_weak(
-                    cur,
-                    cur | EXPIRED,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => return Verdict::Expired(deadline, lease(cur)),
-                    Err(actual) => cur = actual,
-                }
-            }
-        })
-    }
-
-    /// The tick to file a lease at: its deadline, but never later than `now + ttl`. A renew
-    /// sets the deadline to (its own) now + TTL, which may be *earlier* than a deadline that a
-    /// promote extended; filing no later than that means the slot always fires at or before the
-    /// true deadline, and the lazy re-file then finds it.
-    fn file_tick(&self, deadline: u64, now_ms: u64, ttl_ms: u64) -> u64 {
-        file_tick(self.cfg.tick_ms, deadline, now_ms, ttl_ms)
-    }
-
-    /// Sorts what this step expired by deadline (stable: ties keep their filing order), cuts
-    /// it into batches and sends them; what does not fit waits in the outbox.
-    fn send_batches(&mut self) {
-        if self.batch.is_empty() {
-            return;
-        }
-        self.batch.sort_by_key(|(deadline, _)| *deadline);
-        let batch_max = self.cfg.batch_max;
-        let mut leases = self.batch.drain(..).map(|(_, lease)| lease).peekable();
-        while leases.peek().is_some() {
-            let chunk: Vec<Lease> = leases.by_ref().take(batch_max).collect();
-            self.outbox.push_back(chunk);
-        }
-        drop(leases);
-        self.flush_outbox();
+    /// Files a lease in the wheel at its `due` tick.
+    fn file(&mut self, f: Filing) {
+        self.wheel.insert(f.due.div_ceil(self.cfg.tick_ms), f);
     }
 
     /// Sends waiting batches, oldest first, until the channel is full.
@@ -264,18 +268,21 @@ impl ExpiryWorker {
 
     /// Moves every shard's new leases into the wheel.
     fn drain_intake(&mut self) {
-        let mut taken = std::mem::take(&mut self.spare);
+        let mut taken = Vec::new();
         for i in 0..self.inner.leases.len() {
             self.inner
                 .leases
                 .write(i, |s| std::mem::swap(&mut s.intake, &mut taken));
-            for (f, deadline) in taken.drain(..) {
-                if deadline != FOREVER {
-                    self.wheel.insert(deadline.div_ceil(self.cfg.tick_ms), f);
+            for f in taken.drain(..) {
+                if f.due != FOREVER {
+                    self.file(f);
                 }
             }
+            // Give small buffers back for reuse; let a burst's large one go.
+            if taken.capacity() > 4096 {
+                taken = Vec::new();
+            }
         }
-        self.spare = taken;
     }
 
     fn discard_intake(&mut self) {
@@ -291,12 +298,14 @@ impl ExpiryWorker {
         self.backlog.clear();
         self.retry.clear();
         self.outbox.clear();
-        self.batch.clear();
+        self.out.clear();
         if !primary {
             self.discard_intake();
             return;
         }
+        let tick_ms = self.cfg.tick_ms;
         for i in 0..self.inner.leases.len() {
+            let (wheel, retry) = (&mut self.wheel, &mut self.retry);
             self.inner.leases.write(i, |s| {
                 s.intake = Vec::new();
                 for (id, rec) in s.leases.iter() {
@@ -308,12 +317,12 @@ impl ExpiryWorker {
                     let f = Filing {
                         id: *id,
                         seq: rec.seq,
+                        due: file_due(deadline, now_ms, rec.ttl_ms),
                     };
                     if word & EXPIRED != 0 {
-                        self.retry.push_back((now_ms, f));
+                        retry.push_back((now_ms, f));
                     } else {
-                        let tick = file_tick(self.cfg.tick_ms, deadline, now_ms, rec.ttl_ms);
-                        self.wheel.insert(tick, f);
+                        wheel.insert(f.due.div_ceil(tick_ms), f);
                     }
                 }
             });
@@ -321,7 +330,81 @@ impl ExpiryWorker {
     }
 }
 
-/// See [`ExpiryWorker::file_tick`].
-fn file_tick(tick_ms: u64, deadline: u64, now_ms: u64, ttl_ms: u64) -> u64 {
-    deadline.min(now_ms.saturating_add(ttl_ms)).div_ceil(tick_ms)
+/// Groups at least this large are looked up in bucket order.
+const BUCKET_ORDER_MIN: usize = 4096;
+
+/// hashbrown's bucket mask for a table of this capacity (7/8 of a power of two from 8 buckets
+/// on). Only the lookup order depends on it: a wrong guess costs speed, never correctness.
+fn bucket_mask(capacity: usize) -> u64 {
+    let buckets = if capacity < 8 {
+        8
+    } else {
+        (capacity / 7 * 8).next_power_of_two()
+    };
+    (buckets - 1) as u64
+}
+
+/// Reads one lease's record (its shard's lock held by the caller) and decides.
+fn examine(
+    s: &LeaseShard,
+    f: Filing,
+    h: u64,
+    now_ms: u64,
+    may_expire: bool,
+    from_retry: bool,
+    tick_ms: u64,
+) -> Verdict {
+    let Some(rec) = s.get(h, f.id) else {
+        return Verdict::Drop;
+    };
+    if rec.seq != f.seq {
+        return Verdict::Drop;
+    }
+    let mut cur = rec.load();
+    loop {
+        let deadline = deadline_of(cur);
+        let expired = cur & EXPIRED != 0;
+        // A wheel filing of an already delivered lease, or a retry of one that a promote
+        // brought back: not ours to act on.
+        if !LeaseRecord::is_live(cur) || deadline == FOREVER || expired != from_retry {
+            return Verdict::Drop;
+        }
+        if !expired && deadline > now_ms {
+            return Verdict::Refile(file_due(deadline, now_ms, rec.ttl_ms));
+        }
+        if !may_expire {
+            return Verdict::Hold;
+        }
+        let lease = |word| Lease {
+            id: f.id,
+            ttl: Duration::from_millis(rec.ttl_ms),
+            remaining: remaining_of(word, now_ms),
+            keys: if s.extras.is_empty() {
+                Vec::new()
+            } else {
+                s.keys_of(f.id)
+            },
+        };
+        let tick = deadline.div_ceil(tick_ms);
+        if expired {
+            return Verdict::Expired(tick, lease(cur));
+        }
+        match rec.state.compare_exchange_weak(
+            cur,
+            cur | EXPIRED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return Verdict::Expired(tick, lease(cur)),
+            Err(actual) => cur = actual,
+        }
+    }
+}
+
+/// When to look at a lease again: its deadline, but never later than `now + ttl`. A renew sets
+/// the deadline to (its own) now + TTL, which may be *earlier* than a deadline that a promote
+/// extended; filing no later than that means the slot always fires at or before the true
+/// deadline, and the lazy re-file then finds it.
+fn file_due(deadline: u64, now_ms: u64, ttl_ms: u64) -> u64 {
+    deadline.min(now_ms.saturating_add(ttl_ms))
 }

@@ -188,7 +188,11 @@ impl Inner {
                 seq,
             };
             s.insert_new(&self.hasher, h, id, rec);
-            s.intake.push((Filing { id, seq }, deadline));
+            s.intake.push(Filing {
+                id,
+                seq,
+                due: deadline,
+            });
             Ok(primary)
         })?;
         let ttl = Duration::from_millis(ttl_ms);

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use super::{Inner, Lessor};
 use crate::clock::ceil_ms;
-use crate::lease::{finite_deadline, LeaseId, CHECKPOINTED, DEADLINE_MASK, FOREVER};
+use crate::lease::{finite_deadline, LeaseId, LeaseRecord, CHECKPOINTED, DEADLINE_MASK, FOREVER};
+use crate::radix::radix_sort_by;
+use crate::shard::LeaseShard;
 use crate::sync::Ordering;
 
 impl Lessor {
@@ -68,55 +70,88 @@ impl Inner {
         let now = self.time.now_ms_ceil();
         let extend_ms = ceil_ms(extend);
         let spread = self.len() >= self.revoke_rate as usize;
-        // (remaining ms after extend, grant seq, id): what the spreading sorts.
-        let mut pile: Vec<(u64, u64, LeaseId)> = Vec::new();
+        // Pass 1, shard by shard: every lease gets now + extend + (checkpoint or TTL). With
+        // spreading, note each lease's remaining TTL and id by its position in the pass.
+        let mut pile: Vec<(u64, u64, u32)> = Vec::new();
+        let mut ids: Vec<LeaseId> = Vec::new();
+        let mut starts = Vec::with_capacity(self.leases.len() + 1);
         for i in 0..self.leases.len() {
+            starts.push(ids.len());
             self.leases.read(i, |s| {
                 for (id, rec) in s.leases.iter() {
-                    let mut cur = rec.load();
-                    loop {
-                        if cur & crate::lease::SPECIAL != 0 {
-                            break;
-                        }
-                        let base = if cur & CHECKPOINTED != 0 {
-                            s.extras.get(id).map_or(rec.ttl_ms, |e| e.checkpoint_ms)
-                        } else {
-                            rec.ttl_ms
-                        };
-                        let remaining = extend_ms.saturating_add(base);
-                        let new =
-                            (cur & CHECKPOINTED) | finite_deadline(now.saturating_add(remaining));
-                        match rec.state.compare_exchange_weak(
-                            cur,
-                            new,
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        ) {
-                            Ok(_) => {
-                                if spread {
-                                    pile.push((remaining, rec.seq, *id));
-                                }
-                                break;
-                            }
-                            Err(actual) => cur = actual,
-                        }
+                    let Some(remaining) = refresh(s, *id, rec, now, extend_ms) else {
+                        continue;
+                    };
+                    if spread {
+                        pile.push((remaining, rec.seq, ids.len() as u32));
+                        ids.push(*id);
                     }
                 }
             });
         }
-        if spread {
-            pile.sort_unstable_by_key(|&(remaining, seq, _)| (remaining, seq));
-            let remaining: Vec<u64> = pile.iter().map(|p| p.0).collect();
-            for (i, new_remaining) in spread_expiries(&remaining, self.revoke_rate) {
-                let (old, _, id) = pile[i];
-                self.push_deadline(
-                    id,
-                    now + old,
-                    finite_deadline(now.saturating_add(new_remaining)),
-                );
-            }
+        starts.push(ids.len());
+        if spread && u32::try_from(ids.len()).is_ok() {
+            self.spread_pile(pile, &ids, &starts, now);
         }
         self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Pass 2 of promote: sort by remaining TTL with no lock held, decide who moves (etcd's
+    /// rule), then write the new deadlines shard by shard in the order pass 1 visited them, so
+    /// that no lease needs a hash lookup; a shard that changed meanwhile falls back to lookups.
+    fn spread_pile(
+        &self,
+        mut pile: Vec<(u64, u64, u32)>,
+        ids: &[LeaseId],
+        starts: &[usize],
+        now: u64,
+    ) {
+        // By remaining TTL, ties in grant order: two stable passes, the minor key first.
+        radix_sort_by(&mut pile, |p| p.1);
+        radix_sort_by(&mut pile, |p| p.0);
+        let sorted: Vec<u64> = pile.iter().map(|p| p.0).collect();
+        let moved = spread_expiries(&sorted, self.revoke_rate);
+        if moved.is_empty() {
+            return;
+        }
+        // (expected deadline, new deadline) by position; 0 = stays.
+        let mut moves = vec![(0u64, 0u64); ids.len()];
+        for (k, new_remaining) in moved {
+            let (old, _, pos) = pile[k];
+            moves[pos as usize] = (
+                finite_deadline(now.saturating_add(old)),
+                finite_deadline(now.saturating_add(new_remaining)),
+            );
+        }
+        for (i, window) in starts.windows(2).enumerate() {
+            let (start, end) = (window[0], window[1]);
+            if moves[start..end].iter().all(|m| m.1 == 0) {
+                continue;
+            }
+            let done = self.leases.read(i, |s| {
+                if s.leases.len() != end - start {
+                    return false;
+                }
+                for ((id, rec), pos) in s.leases.iter().zip(start..end) {
+                    if *id != ids[pos] {
+                        return false;
+                    }
+                    let (expected, new) = moves[pos];
+                    if new != 0 {
+                        move_deadline(rec, expected, new);
+                    }
+                }
+                true
+            });
+            if !done {
+                for pos in start..end {
+                    let (expected, new) = moves[pos];
+                    if new != 0 {
+                        self.push_deadline(ids[pos], expected, new);
+                    }
+                }
+            }
+        }
     }
 
     /// Moves a lease's deadline from `expected` to `new`, unless something else (a renew, a
@@ -125,15 +160,7 @@ impl Inner {
         let h = self.hash_id(id);
         self.leases.read(self.leases.index(h), |s| {
             if let Some(rec) = s.get(h, id) {
-                let cur = rec.load();
-                if cur & crate::lease::SPECIAL == 0 && cur & DEADLINE_MASK == expected {
-                    let _ = rec.state.compare_exchange(
-                        cur,
-                        (cur & CHECKPOINTED) | new,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    );
-                }
+                move_deadline(rec, expected, new);
             }
         });
     }
@@ -160,6 +187,49 @@ impl Inner {
             });
         }
         self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Sets a lease's promoted deadline; returns its remaining TTL (ms), or `None` if it is not live.
+fn refresh(
+    s: &LeaseShard,
+    id: LeaseId,
+    rec: &LeaseRecord,
+    now: u64,
+    extend_ms: u64,
+) -> Option<u64> {
+    let mut cur = rec.load();
+    loop {
+        if !LeaseRecord::is_live(cur) {
+            return None;
+        }
+        let base = if cur & CHECKPOINTED != 0 {
+            s.extras.get(&id).map_or(rec.ttl_ms, |e| e.checkpoint_ms)
+        } else {
+            rec.ttl_ms
+        };
+        let remaining = extend_ms.saturating_add(base);
+        let new = (cur & CHECKPOINTED) | finite_deadline(now.saturating_add(remaining));
+        match rec
+            .state
+            .compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => return Some(remaining),
+            Err(actual) => cur = actual,
+        }
+    }
+}
+
+/// Moves a deadline from `expected` to `new` if it is still `expected`.
+fn move_deadline(rec: &LeaseRecord, expected: u64, new: u64) {
+    let cur = rec.load();
+    if LeaseRecord::is_live(cur) && cur & DEADLINE_MASK == expected {
+        let _ = rec.state.compare_exchange(
+            cur,
+            (cur & CHECKPOINTED) | new,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
     }
 }
 

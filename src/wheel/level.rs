@@ -84,11 +84,6 @@ impl<T> Level<T> {
         }
     }
 
-    /// The bitmap of non-empty slots (bit `i` for slot `i`).
-    pub(crate) fn occupied(&self) -> u64 {
-        self.occupied
-    }
-
     /// Files `item` in `slot` and marks the slot occupied.
     pub(crate) fn push(&mut self, slot: usize, item: T) {
         self.slots[slot].push(item);
@@ -143,9 +138,8 @@ mod tests {
     fn naive_level_for(elapsed: u64, when: u64) -> usize {
         (0..NUM_LEVELS)
             .find(|&l| {
-                let bits = 6 * (l + 1);
-                elapsed.checked_shr(bits as u32).unwrap_or(0)
-                    == when.checked_shr(bits as u32).unwrap_or(0)
+                let bits = 6 * (u32::try_from(l).unwrap() + 1);
+                elapsed.checked_shr(bits).unwrap_or(0) == when.checked_shr(bits).unwrap_or(0)
             })
             .unwrap_or(NUM_LEVELS - 1)
     }
@@ -193,7 +187,11 @@ mod tests {
         assert_eq!(level_for(0, 262_143), 2);
         assert_eq!(level_for(0, 262_144), 3);
         assert_eq!(level_for(0, (1 << 48) - 1), 7);
-        assert_eq!(level_for(0, 1 << 48), 7, "beyond the top level clamps to it");
+        assert_eq!(
+            level_for(0, 1 << 48),
+            7,
+            "beyond the top level clamps to it"
+        );
         assert_eq!(level_for(0, u64::MAX), 7);
     }
 
@@ -259,9 +257,13 @@ mod tests {
         for level in 0..NUM_LEVELS {
             let range = slot_range(level);
             for slot in 0..SLOTS {
-                let start = range * slot as u64;
+                let start = range * u64::try_from(slot).unwrap();
                 assert_eq!(slot_for(start, level), slot, "level {level} slot start");
-                assert_eq!(slot_for(start + range - 1, level), slot, "level {level} slot end");
+                assert_eq!(
+                    slot_for(start + range - 1, level),
+                    slot,
+                    "level {level} slot end"
+                );
                 // The next window of the level wraps to the same slot.
                 assert_eq!(slot_for(start + level_range(level), level), slot);
             }
@@ -310,18 +312,18 @@ mod tests {
     #[test]
     fn level_push_take_and_bitmap() {
         let mut level = Level::new();
-        assert_eq!(level.occupied(), 0);
+        assert_eq!(level.occupied, 0);
         assert_eq!(level.next_occupied(0, 0), None);
         level.push(5, 'a');
         level.push(5, 'b');
         level.push(63, 'c');
-        assert_eq!(level.occupied(), (1 << 5) | (1 << 63));
+        assert_eq!(level.occupied, (1 << 5) | (1 << 63));
         assert_eq!(level.next_occupied(0, 0), Some((5, 5)));
         assert_eq!(level.take_slot(5), vec!['a', 'b']);
-        assert_eq!(level.occupied(), 1 << 63);
+        assert_eq!(level.occupied, 1 << 63);
         assert!(level.take_slot(5).is_empty());
         level.clear();
-        assert_eq!(level.occupied(), 0);
+        assert_eq!(level.occupied, 0);
         assert!(format!("{level:?}").contains("occupied"));
     }
 
