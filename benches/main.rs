@@ -1,5 +1,8 @@
 //! Criterion benches for lessor, one module per subsystem.
 use criterion::{criterion_group, criterion_main};
 
-criterion_group!(benches,);
+mod map;
+mod wheel;
+
+criterion_group!(benches, map::register_benches, wheel::register_benches);
 criterion_main!(benches);

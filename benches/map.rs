@@ -1,0 +1,739 @@
+//! Lease-map benches: renew, grant, revoke and attach on the engine, each timed next to a floor
+//! (a bare `hashbrown::HashMap` doing the same lookup or insert), and the choice of sharded map.
+//!
+//! # Conventions
+//!
+//! - Every group: 10 samples, 1 s warm-up, 2 s measurement. Big maps are built once per group
+//!   (per size), never per iteration.
+//! - Throughput is in operations. In a multi-thread bench one criterion iteration is one
+//!   operation *on every thread* (`Throughput::Elements(T)`), so criterion's elem/s is the total
+//!   across threads. Threads start together behind a barrier; the time of a batch is that of
+//!   the slowest thread (thread spawn and join are not timed).
+//! - Ids are `1..=N`, visited in an order shuffled once (xorshift64, fixed seed) and cycled; with
+//!   T threads each thread owns one contiguous slice of that order.
+//! - Every bench counts the operations that succeeded and asserts after the timing that all did,
+//!   so an error path (expired, not found) is never what gets measured.
+//! - Manual timing reads `SystemClock::now()`: `Instant::now` belongs to `src/clock.rs` alone.
+//! - `LESSOR_BENCH_HUGE=1` adds 10^7 leases to `map/renew`.
+
+use std::hash::{BuildHasher, Hash};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Barrier, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
+use crossbeam_utils::CachePadded;
+use dashmap::DashMap;
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use lessor::{Clock, LeaseId, Lessor, SystemClock};
+
+/// Lease counts for renew; 10^7 is added by `LESSOR_BENCH_HUGE=1`.
+const RENEW_SIZES: [usize; 3] = [1_000, 100_000, 1_000_000];
+/// Lease counts for grant.
+const GRANT_SIZES: [usize; 3] = [1_000, 100_000, 1_000_000];
+/// Lease counts for revoke.
+const REVOKE_SIZES: [usize; 2] = [100_000, 1_000_000];
+/// Lease count for attach.
+const ATTACH_SIZE: usize = 100_000;
+/// Entry count for the sharded-map comparison.
+const CHOICE_SIZE: usize = 1_000_000;
+/// Fresh inserts per thread between two untimed clean-ups in `map/shard_choice`.
+const INSERT_CHUNK: u64 = 100_000;
+/// Every lease lives an hour: nothing expires during a run.
+const TTL: Duration = Duration::from_secs(3600);
+
+/// Registers every `map/*` group. `pub(crate)`, not `pub`: the bench crate exports nothing and
+/// `unreachable_pub` is on.
+pub(crate) fn register_benches(c: &mut Criterion) {
+    bench_renew(c);
+    bench_shard_choice(c);
+    bench_grant(c);
+    bench_revoke(c);
+    bench_attach(c);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// The time now, for manual timing.
+fn now() -> Instant {
+    SystemClock.now()
+}
+
+/// Short groups: the whole `cargo bench` must fit in minutes on two cores.
+fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+}
+
+/// 1 and 2 threads, plus the machine's parallelism when that is neither.
+fn thread_counts() -> Vec<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut counts = vec![1, 2];
+    if cores > 2 {
+        counts.push(cores);
+    }
+    counts
+}
+
+/// Marsaglia's xorshift64: enough to shuffle, no extra crate.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}
+
+/// `n` as an id (every size here fits).
+fn id_of(n: usize) -> i64 {
+    i64::try_from(n).expect("sizes fit in i64")
+}
+
+/// The ids `1..=n` in a fixed shuffled order (Fisher-Yates).
+fn shuffled_ids(n: usize) -> Vec<i64> {
+    let mut ids: Vec<i64> = (1..=id_of(n)).collect();
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    for i in (1..ids.len()).rev() {
+        let bound = u64::try_from(i + 1).expect("usize fits in u64");
+        let j = usize::try_from(rng.next() % bound).expect("below a usize");
+        ids.swap(i, j);
+    }
+    ids
+}
+
+/// A primary lessor on the system clock holding the leases `1..=n`, TTL one hour.
+fn lessor_with(n: usize) -> Lessor {
+    let lessor = Lessor::builder()
+        .min_ttl(Duration::from_millis(1))
+        .build()
+        .expect("valid config");
+    for id in 1..=id_of(n) {
+        lessor.grant(LeaseId::new(id), TTL).expect("fresh id");
+    }
+    lessor
+}
+
+/// The floor's map: the same ids, a `u64` each.
+fn floor_map(ids: impl IntoIterator<Item = i64>) -> HashMap<i64, u64> {
+    ids.into_iter().map(|id| (id, 0)).collect()
+}
+
+/// A cyclic walk over one slice of ids.
+struct Cursor<'a> {
+    ids: &'a [i64],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(ids: &'a [i64]) -> Self {
+        Cursor { ids, at: 0 }
+    }
+
+    /// One cursor per thread, each over its own contiguous slice of `order`.
+    fn split(order: &'a [i64], threads: usize) -> Vec<Self> {
+        order
+            .chunks(order.len().div_ceil(threads))
+            .map(Cursor::new)
+            .collect()
+    }
+
+    #[inline]
+    fn next(&mut self) -> i64 {
+        let id = self.ids[self.at];
+        self.at += 1;
+        if self.at == self.ids.len() {
+            self.at = 0;
+        }
+        id
+    }
+}
+
+/// Runs `work(state, iters)` once per state, one thread each (the calling thread when there is
+/// only one state), all released together by a barrier. Returns the slowest thread's time and
+/// the sum of what `work` returned (the operations that succeeded).
+fn run_threads<S: Send>(
+    states: &mut [S],
+    iters: u64,
+    work: impl Fn(&mut S, u64) -> u64 + Sync,
+) -> (Duration, u64) {
+    if let [only] = states {
+        let start = now();
+        let done = work(only, iters);
+        return (now() - start, done);
+    }
+    let barrier = Barrier::new(states.len());
+    let (barrier, work) = (&barrier, &work);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = states
+            .iter_mut()
+            .map(|state| {
+                s.spawn(move || {
+                    barrier.wait();
+                    let start = now();
+                    let done = work(state, iters);
+                    (now() - start, done)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("bench thread panicked"))
+            .fold((Duration::ZERO, 0), |(t, n), (dt, dn)| (t.max(dt), n + dn))
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// map/renew
+
+/// Renew of random live leases, 1..T threads, against the floor: a bare hashbrown lookup and
+/// store of a `u64` over the same ids. With T threads the floor has one map per thread holding
+/// that thread's N/T ids (no sharing, no lock: the best any design could do).
+fn bench_renew(c: &mut Criterion) {
+    let mut sizes = RENEW_SIZES.to_vec();
+    if std::env::var("LESSOR_BENCH_HUGE").is_ok_and(|v| v == "1") {
+        sizes.push(10_000_000);
+    }
+    let mut group = c.benchmark_group("map/renew");
+    configure(&mut group);
+    for n in sizes {
+        let lessor = lessor_with(n);
+        let order = shuffled_ids(n);
+        for threads in thread_counts() {
+            let per_iter = u64::try_from(threads).expect("thread count fits");
+            group.throughput(Throughput::Elements(per_iter));
+
+            let mut cursors = Cursor::split(&order, threads);
+            let id = BenchmarkId::new(format!("lessor/{threads}t"), n);
+            group.bench_function(id, |b| {
+                b.iter_custom(|iters| {
+                    let (time, ok) = run_threads(&mut cursors, iters, |cur, iters| {
+                        let mut ok = 0;
+                        for _ in 0..iters {
+                            let res = lessor.renew(LeaseId::new(cur.next()));
+                            ok += u64::from(black_box(res).is_ok());
+                        }
+                        ok
+                    });
+                    assert_eq!(ok, iters * per_iter, "every renew succeeds");
+                    time
+                });
+            });
+
+            let mut floors: Vec<(Cursor<'_>, HashMap<i64, u64>)> = Cursor::split(&order, threads)
+                .into_iter()
+                .map(|cur| {
+                    let map = floor_map(cur.ids.iter().copied());
+                    (cur, map)
+                })
+                .collect();
+            let id = BenchmarkId::new(format!("floor/{threads}t"), n);
+            group.bench_function(id, |b| {
+                b.iter_custom(|iters| {
+                    let (time, ok) = run_threads(&mut floors, iters, |(cur, map), iters| {
+                        let mut ok = 0;
+                        for i in 0..iters {
+                            if let Some(v) = map.get_mut(&cur.next()) {
+                                *v = black_box(i);
+                                ok += 1;
+                            }
+                        }
+                        ok
+                    });
+                    assert_eq!(ok, iters * per_iter, "every key is present");
+                    time
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// map/shard_choice
+
+/// One shard of [`ShardedHashbrown`].
+type Shard<K, V> = CachePadded<RwLock<HashTable<(K, V)>>>;
+
+/// The engine's design (src/shard.rs) over a plain `(K, V)`: a power-of-two array of
+/// cache-padded `std::sync::RwLock`s around hashbrown `HashTable`s, one hasher for all, the
+/// shard picked from bits 40..56 of the hash (independent of hashbrown's bucket and tag bits).
+struct ShardedHashbrown<K, V> {
+    shards: Box<[Shard<K, V>]>,
+    mask: usize,
+    hasher: DefaultHashBuilder,
+}
+
+impl<K: Hash + Eq, V> ShardedHashbrown<K, V> {
+    /// `count` shards, a power of two.
+    fn new(count: usize) -> Self {
+        assert!(count.is_power_of_two());
+        ShardedHashbrown {
+            shards: (0..count)
+                .map(|_| CachePadded::new(RwLock::new(HashTable::new())))
+                .collect(),
+            mask: count - 1,
+            hasher: DefaultHashBuilder::default(),
+        }
+    }
+
+    #[inline]
+    fn locate(&self, key: &K) -> (u64, &Shard<K, V>) {
+        let hash = self.hasher.hash_one(key);
+        (hash, &self.shards[((hash >> 40) as usize) & self.mask])
+    }
+
+    /// Runs `f` on the value under the shard's shared lock.
+    #[inline]
+    fn read<R>(&self, key: &K, f: impl FnOnce(Option<&V>) -> R) -> R {
+        let (hash, shard) = self.locate(key);
+        let table = shard.read().unwrap_or_else(PoisonError::into_inner);
+        f(table.find(hash, |(k, _)| k == key).map(|(_, v)| v))
+    }
+
+    /// Inserts when absent; true when inserted.
+    fn insert(&self, key: K, value: V) -> bool {
+        let (hash, shard) = self.locate(&key);
+        let mut table = shard.write().unwrap_or_else(PoisonError::into_inner);
+        if table.find(hash, |(k, _)| *k == key).is_some() {
+            return false;
+        }
+        table.insert_unique(hash, (key, value), |(k, _)| self.hasher.hash_one(k));
+        true
+    }
+
+    /// Inserts when absent in one probe (`HashTable::entry`); true when inserted.
+    fn insert_one_probe(&self, key: K, value: V) -> bool {
+        let (hash, shard) = self.locate(&key);
+        let mut table = shard.write().unwrap_or_else(PoisonError::into_inner);
+        let entry = table.entry(hash, |(k, _)| *k == key, |(k, _)| self.hasher.hash_one(k));
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert((key, value));
+                true
+            }
+        }
+    }
+
+    /// Removes; true when it was there.
+    fn remove(&self, key: &K) -> bool {
+        let (hash, shard) = self.locate(key);
+        let mut table = shard.write().unwrap_or_else(PoisonError::into_inner);
+        match table.find_entry(hash, |(k, _)| k == key) {
+            Ok(entry) => {
+                entry.remove();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// The two operations the lease map needs, on the candidate maps.
+trait LeaseMap: Sync {
+    /// Renew-like: shared lookup, then an atomic store on the value. True when found.
+    fn touch(&self, key: i64, value: u64) -> bool;
+    /// Grant-like: insert a key known to be absent. True when inserted.
+    fn insert(&self, key: i64) -> bool;
+    /// Untimed clean-up. True when removed.
+    fn remove(&self, key: i64) -> bool;
+}
+
+impl LeaseMap for ShardedHashbrown<i64, AtomicU64> {
+    #[inline]
+    fn touch(&self, key: i64, value: u64) -> bool {
+        self.read(&key, |v| v.map(|v| v.store(value, Ordering::Release)))
+            .is_some()
+    }
+
+    #[inline]
+    fn insert(&self, key: i64) -> bool {
+        ShardedHashbrown::insert(self, key, AtomicU64::new(0))
+    }
+
+    fn remove(&self, key: i64) -> bool {
+        ShardedHashbrown::remove(self, &key)
+    }
+}
+
+/// [`ShardedHashbrown`] whose insert probes once instead of find-then-insert (as
+/// `LeaseShard::insert_new` after `get` does in the engine's grant).
+struct OneProbe(ShardedHashbrown<i64, AtomicU64>);
+
+impl LeaseMap for OneProbe {
+    #[inline]
+    fn touch(&self, key: i64, value: u64) -> bool {
+        self.0.touch(key, value)
+    }
+
+    #[inline]
+    fn insert(&self, key: i64) -> bool {
+        self.0.insert_one_probe(key, AtomicU64::new(0))
+    }
+
+    fn remove(&self, key: i64) -> bool {
+        self.0.remove(&key)
+    }
+}
+
+impl<S: BuildHasher + Clone + Send + Sync> LeaseMap for DashMap<i64, AtomicU64, S> {
+    #[inline]
+    fn touch(&self, key: i64, value: u64) -> bool {
+        self.get(&key)
+            .map(|v| v.store(value, Ordering::Release))
+            .is_some()
+    }
+
+    #[inline]
+    fn insert(&self, key: i64) -> bool {
+        DashMap::insert(self, key, AtomicU64::new(0)).is_none()
+    }
+
+    fn remove(&self, key: i64) -> bool {
+        DashMap::remove(self, &key).is_some()
+    }
+}
+
+/// One thread's run of fresh keys for the insert bench: `(thread + 1) << 40` upwards, so
+/// threads never collide with each other or with the prefilled `1..=N`.
+struct Fresh {
+    next: i64,
+    since_cleanup: i64,
+}
+
+/// Renew-like and insert on 10^6 entries, 1 and 2 threads: ours (`sharded_hashbrown`) against
+/// `dashmap` with the same hasher (foldhash) and `dashmap_sip` (dashmap's default SipHash).
+/// Insert also runs `sharded_hashbrown_one_probe`, ours with a single-probe insert.
+/// Both sharded maps use the engine's default shard count, 4 x cores rounded up to a power of
+/// two (also dashmap's default). Inserts are timed in batches of at most 100k per thread; the
+/// keys are removed untimed after each batch, so the map stays between N and N + 200k.
+fn bench_shard_choice(c: &mut Criterion) {
+    let n = CHOICE_SIZE;
+    let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+    let shards = (cores * 4).next_power_of_two();
+    let order = shuffled_ids(n);
+
+    let ours: ShardedHashbrown<i64, AtomicU64> = ShardedHashbrown::new(shards);
+    let dash: DashMap<i64, AtomicU64, DefaultHashBuilder> =
+        DashMap::with_hasher_and_shard_amount(DefaultHashBuilder::default(), shards);
+    let dash_sip: DashMap<i64, AtomicU64> =
+        DashMap::with_hasher_and_shard_amount(Default::default(), shards);
+    let ours_one_probe = OneProbe(ShardedHashbrown::new(shards));
+    for &id in &order {
+        LeaseMap::insert(&ours, id);
+        LeaseMap::insert(&ours_one_probe, id);
+        LeaseMap::insert(&dash, id);
+        LeaseMap::insert(&dash_sip, id);
+    }
+    let maps: [(&str, &dyn LeaseMap); 3] = [
+        ("sharded_hashbrown", &ours),
+        ("dashmap", &dash),
+        ("dashmap_sip", &dash_sip),
+    ];
+    let insert_maps: [(&str, &dyn LeaseMap); 4] = [
+        ("sharded_hashbrown", &ours),
+        ("sharded_hashbrown_one_probe", &ours_one_probe),
+        ("dashmap", &dash),
+        ("dashmap_sip", &dash_sip),
+    ];
+
+    let mut group = c.benchmark_group("map/shard_choice");
+    configure(&mut group);
+    for threads in [1, 2] {
+        let per_iter = u64::try_from(threads).expect("thread count fits");
+        group.throughput(Throughput::Elements(per_iter));
+        for (name, map) in maps {
+            let mut cursors = Cursor::split(&order, threads);
+            let id = BenchmarkId::new(format!("renew/{name}/{threads}t"), n);
+            group.bench_function(id, |b| {
+                b.iter_custom(|iters| {
+                    let (time, ok) = run_threads(&mut cursors, iters, |cur, iters| {
+                        let mut ok = 0;
+                        for i in 0..iters {
+                            ok += u64::from(map.touch(cur.next(), black_box(i)));
+                        }
+                        ok
+                    });
+                    assert_eq!(ok, iters * per_iter, "every key is present");
+                    time
+                });
+            });
+        }
+        for (name, map) in insert_maps {
+            let mut fresh: Vec<Fresh> = (1..=threads)
+                .map(|t| Fresh {
+                    next: id_of(t) << 40,
+                    since_cleanup: 0,
+                })
+                .collect();
+            let id = BenchmarkId::new(format!("insert/{name}/{threads}t"), n);
+            group.bench_function(id, |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    let mut left = iters;
+                    while left > 0 {
+                        let chunk = left.min(INSERT_CHUNK);
+                        let (time, ok) = run_threads(&mut fresh, chunk, |f, iters| {
+                            let mut ok = 0;
+                            for _ in 0..iters {
+                                ok += u64::from(map.insert(black_box(f.next)));
+                                f.next += 1;
+                            }
+                            f.since_cleanup += i64::try_from(iters).expect("fits");
+                            ok
+                        });
+                        assert_eq!(ok, chunk * per_iter, "every insert is fresh");
+                        total += time;
+                        left -= chunk;
+                        for f in &mut fresh {
+                            for key in f.next - f.since_cleanup..f.next {
+                                map.remove(key);
+                            }
+                            f.since_cleanup = 0;
+                        }
+                    }
+                    total
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// map/grant
+
+/// A map that a grant bench fills from N towards 2N with fresh ids, then rebuilds untimed.
+struct Growing<M> {
+    map: M,
+    base: usize,
+    len: usize,
+    next: i64,
+}
+
+impl<M> Growing<M> {
+    fn new(base: usize, build: impl Fn(usize) -> M) -> Self {
+        Growing {
+            map: build(base),
+            base,
+            len: base,
+            next: id_of(base) + 1,
+        }
+    }
+
+    /// Times `iters` inserts of fresh ids through `insert` (true = inserted), in batches that
+    /// keep the map within N..=2N; the map is rebuilt untimed (by `build`) when it reaches 2N.
+    fn run(
+        &mut self,
+        iters: u64,
+        build: impl Fn(usize) -> M,
+        mut insert: impl FnMut(&mut M, i64) -> bool,
+    ) -> Duration {
+        let mut total = Duration::ZERO;
+        let mut left = iters;
+        while left > 0 {
+            if self.len >= 2 * self.base {
+                self.map = build(self.base);
+                self.len = self.base;
+                self.next = id_of(self.base) + 1;
+            }
+            let room = u64::try_from(2 * self.base - self.len).expect("fits");
+            let chunk = left.min(room);
+            let start = now();
+            let mut ok = 0;
+            for _ in 0..chunk {
+                ok += u64::from(insert(&mut self.map, black_box(self.next)));
+                self.next += 1;
+            }
+            total += now() - start;
+            assert_eq!(ok, chunk, "every id is fresh");
+            self.len += usize::try_from(chunk).expect("fits");
+            left -= chunk;
+        }
+        total
+    }
+}
+
+/// Grant of fresh ids from one thread into a lessor holding N leases, against the floor: a
+/// hashbrown insert of fresh keys into a map of N. Both grow to 2N and are then rebuilt
+/// untimed; for the lessor the rebuild also resets the expiry intake, which grows by one filing
+/// per grant. Table resizes between N and 2N are part of both timings.
+fn bench_grant(c: &mut Criterion) {
+    let mut group = c.benchmark_group("map/grant");
+    configure(&mut group);
+    group.throughput(Throughput::Elements(1));
+    for n in GRANT_SIZES {
+        let mut state = Growing::new(n, lessor_with);
+        group.bench_function(BenchmarkId::new("lessor", n), |b| {
+            b.iter_custom(|iters| {
+                state.run(iters, lessor_with, |l, id| {
+                    l.grant(LeaseId::new(id), TTL).is_ok()
+                })
+            });
+        });
+        drop(state);
+
+        let build = |n| floor_map(1..=id_of(n));
+        let mut state = Growing::new(n, build);
+        group.bench_function(BenchmarkId::new("floor", n), |b| {
+            b.iter_custom(|iters| state.run(iters, build, |m, id| m.insert(id, 0).is_none()));
+        });
+    }
+    group.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// map/revoke
+
+/// Revoke of key-less leases in a lessor holding N, against the floor (hashbrown remove from a
+/// map of N). Each batch of at most N/10 fresh ids is granted (inserted) untimed, then revoked
+/// (removed) timed, so the map stays within N..=1.1N. The lessor is rebuilt untimed after 4N
+/// fresh grants, to bound its expiry intake.
+fn bench_revoke(c: &mut Criterion) {
+    let mut group = c.benchmark_group("map/revoke");
+    configure(&mut group);
+    group.throughput(Throughput::Elements(1));
+    for n in REVOKE_SIZES {
+        let batch = u64::try_from(n / 10).expect("fits");
+
+        let mut lessor = lessor_with(n);
+        let mut next = id_of(n) + 1;
+        group.bench_function(BenchmarkId::new("lessor", n), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    if next > 5 * id_of(n) {
+                        lessor = lessor_with(n);
+                        next = id_of(n) + 1;
+                    }
+                    let chunk = left.min(batch);
+                    let first = next;
+                    next += i64::try_from(chunk).expect("fits");
+                    for id in first..next {
+                        lessor.grant(LeaseId::new(id), TTL).expect("fresh id");
+                    }
+                    let start = now();
+                    let mut ok = 0;
+                    for id in first..next {
+                        ok += u64::from(lessor.revoke(LeaseId::new(black_box(id))).is_ok());
+                    }
+                    total += now() - start;
+                    assert_eq!(ok, chunk, "every revoke finds its lease");
+                    left -= chunk;
+                }
+                total
+            });
+        });
+        drop(lessor);
+
+        let mut map = floor_map(1..=id_of(n));
+        let mut next = id_of(n) + 1;
+        group.bench_function(BenchmarkId::new("floor", n), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let chunk = left.min(batch);
+                    let first = next;
+                    next += i64::try_from(chunk).expect("fits");
+                    map.extend((first..next).map(|id| (id, 0)));
+                    let start = now();
+                    let mut ok = 0;
+                    for id in first..next {
+                        ok += u64::from(map.remove(&black_box(id)).is_some());
+                    }
+                    total += now() - start;
+                    assert_eq!(ok, chunk, "every key is present");
+                    left -= chunk;
+                }
+                total
+            });
+        });
+    }
+    group.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// map/attach
+
+/// Attach at 10^5 leases, one key `k{id}` per lease (keys formatted once, up front), leases
+/// visited in shuffled order.
+///
+/// - `attach`: timed passes of at most N attaches (each lease gets its key at most once per
+///   pass, so every attach takes a free key), each followed by untimed detaches of the same
+///   keys; the key map grows from 0 to at most N during a pass.
+/// - `attach_detach`: one attach and one detach of the same key per iteration (the key map
+///   stays empty); one element = one pair.
+fn bench_attach(c: &mut Criterion) {
+    let n = ATTACH_SIZE;
+    let lessor = lessor_with(n);
+    let order = shuffled_ids(n);
+    let keys: Vec<String> = order.iter().map(|id| format!("k{id}")).collect();
+    let batch = u64::try_from(n).expect("fits");
+
+    let mut group = c.benchmark_group("map/attach");
+    configure(&mut group);
+    group.throughput(Throughput::Elements(1));
+
+    let mut at = 0;
+    group.bench_function(BenchmarkId::new("attach", n), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let chunk = left.min(batch);
+                let first = at;
+                let start = now();
+                let mut ok = 0;
+                for _ in 0..chunk {
+                    let id = LeaseId::new(order[at]);
+                    ok += u64::from(lessor.attach(id, [keys[at].as_str()]).is_ok());
+                    at = if at + 1 == n { 0 } else { at + 1 };
+                }
+                total += now() - start;
+                assert_eq!(ok, chunk, "every attach succeeds");
+                at = first;
+                for _ in 0..chunk {
+                    let id = LeaseId::new(order[at]);
+                    lessor.detach(id, [keys[at].as_str()]).expect("attached");
+                    at = if at + 1 == n { 0 } else { at + 1 };
+                }
+                left -= chunk;
+            }
+            total
+        });
+    });
+
+    let mut at = 0;
+    group.bench_function(BenchmarkId::new("attach_detach", n), |b| {
+        b.iter_custom(|iters| {
+            let start = now();
+            let mut ok = 0;
+            for _ in 0..iters {
+                let (id, key) = (LeaseId::new(order[at]), keys[at].as_str());
+                ok += u64::from(lessor.attach(id, [key]).is_ok());
+                ok += u64::from(lessor.detach(id, [key]).is_ok());
+                at = if at + 1 == n { 0 } else { at + 1 };
+            }
+            let time = now() - start;
+            assert_eq!(ok, 2 * iters, "every attach and detach succeeds");
+            time
+        });
+    });
+    assert!(
+        lessor.get_lease(keys[0].as_str()).is_none(),
+        "no key left behind"
+    );
+    group.finish();
+}
