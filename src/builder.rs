@@ -44,6 +44,7 @@ pub struct LessorBuilder {
     max_key_size: usize,
     primary: bool,
     clock: Arc<dyn Clock>,
+    system_clock: bool,
     range_deleter: Option<Arc<dyn RangeDeleter>>,
     expiry_mode: ExpiryMode,
     retry_interval: Duration,
@@ -101,6 +102,7 @@ impl LessorBuilder {
             max_key_size: DEFAULT_MAX_KEY_SIZE,
             primary: true,
             clock: Arc::new(SystemClock),
+            system_clock: true,
             range_deleter: None,
             expiry_mode: ExpiryMode::Notify,
             retry_interval: Duration::from_secs(3),
@@ -202,7 +204,8 @@ impl LessorBuilder {
     /// let lessor = lessor::Lessor::builder().clock(lessor::ManualClock::new()).build()?;
     /// # Ok::<(), lessor::Error>(())
     /// ```
-    pub fn clock(mut self, clock: impl Clock) -> Self {
+    pub fn clock<C: Clock>(mut self, clock: C) -> Self {
+        self.system_clock = std::any::TypeId::of::<C>() == std::any::TypeId::of::<SystemClock>();
         self.clock = Arc::new(clock);
         self
     }
@@ -363,7 +366,7 @@ impl LessorBuilder {
     pub fn build(self) -> Result<Lessor> {
         self.validate()?;
         let inner = Inner::new(
-            TimeBase::new(self.clock),
+            TimeBase::new(self.clock, self.system_clock),
             self.shards,
             self.primary,
             self.min_ttl,

@@ -1,5 +1,6 @@
 //! The one error type of the crate.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::lease::LeaseId;
@@ -79,6 +80,70 @@ pub enum Error {
     /// The lessor was stopped; build a new one.
     #[error("the lessor is stopped: build a new one to go on")]
     Stopped,
+    /// A log segment holds a bad record (or header) that is not a torn tail: a checksum
+    /// mismatch, an impossible length, an unknown kind or a payload that does not decode,
+    /// anywhere but at the very end of the last segment. Nothing was loaded.
+    #[error(
+        "the log in {dir} is damaged at segment {segment} offset {offset}: {reason}; \
+         restore it from a backup or move it aside"
+    )]
+    Corruption {
+        /// The log directory.
+        dir: PathBuf,
+        /// The damaged segment's number (its file is `{segment:020}.wal`).
+        segment: u64,
+        /// The byte offset of the bad header or record in that segment.
+        offset: u64,
+        /// What is wrong there.
+        reason: &'static str,
+    },
+    /// The log's snapshot file is damaged (a bad record, or it ends before its end record).
+    /// Nothing was loaded.
+    #[error(
+        "the log snapshot {file} is damaged at offset {offset}: {reason}; \
+         restore the log from a backup or move it aside"
+    )]
+    CorruptSnapshot {
+        /// The snapshot file.
+        file: PathBuf,
+        /// The byte offset of the bad header or record in it.
+        offset: u64,
+        /// What is wrong there.
+        reason: &'static str,
+    },
+    /// Another log handle (in this process or another) holds the directory's lock file.
+    #[error(
+        "the log in {dir} is in use (its lock file is held): stop the other lessor or use \
+         another directory"
+    )]
+    LogLocked {
+        /// The log directory.
+        dir: PathBuf,
+    },
+    /// A log file was written by a newer lessor, in a format this version cannot read.
+    #[error(
+        "{file} has log format version {found}, newer than the {supported} this lessor reads: \
+         open it with a newer lessor"
+    )]
+    UnsupportedLogVersion {
+        /// The file whose header names the version.
+        file: PathBuf,
+        /// The version in the file.
+        found: u16,
+        /// The newest version this build reads.
+        supported: u16,
+    },
+    /// One record to log is larger than a log record may be.
+    #[error(
+        "a log record of {given} bytes is over the {limit}-byte limit: \
+         attach fewer or smaller keys per call"
+    )]
+    RecordTooLarge {
+        /// The encoded record's payload size in bytes.
+        given: usize,
+        /// The largest payload a record may have.
+        limit: usize,
+    },
 }
 
 /// `Result` with lessor's [`Error`].

@@ -41,6 +41,7 @@ mod lessor;
 mod radix;
 mod shard;
 mod sync;
+mod wal;
 mod wheel;
 
 pub use crate::api::{FakeLessor, LeaseApi};

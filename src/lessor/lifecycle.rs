@@ -169,7 +169,7 @@ impl Inner {
         let ttl_ms = ceil_ms(ttl).max(self.min_ttl_ms);
         let h = self.hash_id(id);
         let idx = self.leases.index(h);
-        let now = self.time.now_ms_ceil();
+        let (_, now) = self.time.now_ms_coarse();
         let primary = self.leases.write(idx, |s| {
             if s.get(h, id).is_some() {
                 return Err(Error::LeaseExists { id });
@@ -215,7 +215,7 @@ impl Inner {
             return Err(Error::NotPrimary);
         }
         let h = self.hash_id(id);
-        let (now_floor, now_ceil) = self.time.now_ms_both();
+        let (now_floor, now_ceil) = self.time.now_ms_coarse();
         self.leases.read(self.leases.index(h), |s| {
             let rec = s.get(h, id).ok_or(Error::LeaseNotFound { id })?;
             let mut cur = rec.load();

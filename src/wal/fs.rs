@@ -1,0 +1,212 @@
+//! The file-system seam: everything the log does to a disk goes through [`FileSystem`].
+//!
+//! [`StdFs`] is the real one. Tests use `fake::MemFs` (an in-memory file system that can
+//! "crash", keeping only what was synced) and `fake::FailingFs` (which fails chosen calls).
+//!
+//! The calls are few and coarse, and each one is a place a failure can be injected: create,
+//! open for append, append (write), sync a file, truncate, read a whole file, rename, remove,
+//! list a directory, sync a directory, and lock a file.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+
+/// The operations the log needs from a file system.
+pub(crate) trait FileSystem: Send + Sync + fmt::Debug + 'static {
+    /// Creates `dir` and its parents if they are missing.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+
+    /// The names of the files in `dir` (not sorted; names that are not UTF-8 are skipped).
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+
+    /// Creates `path` empty (truncating it if it exists) and opens it for appending. The new
+    /// name is durable only after [`FileSystem::sync_dir`].
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WalFile>>;
+
+    /// Opens the existing `path` for appending and truncating.
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn WalFile>>;
+
+    /// The whole content of `path`.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+
+    /// Renames `from` to `to`, replacing `to`. Durable only after [`FileSystem::sync_dir`].
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Removes `path`. Durable only after [`FileSystem::sync_dir`].
+    fn remove(&self, path: &Path) -> io::Result<()>;
+
+    /// Makes the creations, renames and removals in `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Takes an exclusive lock on `path` (created if missing), held until the returned guard
+    /// drops. A lock already held, by this process or another, is an error of kind
+    /// [`io::ErrorKind::WouldBlock`]; the call never waits.
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
+}
+
+/// A file open for appending.
+pub(crate) trait WalFile: Send + fmt::Debug {
+    /// Writes all of `buf` at the end of the file. On error, part of it may have been written.
+    fn append(&mut self, buf: &[u8]) -> io::Result<()>;
+
+    /// Makes the file's content durable (`fdatasync`).
+    fn sync(&mut self) -> io::Result<()>;
+
+    /// Cuts the file to `len` bytes; later appends go after them. Durable after a sync.
+    fn truncate(&mut self, len: u64) -> io::Result<()>;
+}
+
+/// A held lock; dropping it releases the lock.
+pub(crate) trait FileLock: Send + Sync + fmt::Debug {}
+
+// ===== impl StdFs =====
+
+/// The operating system's file system.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct StdFs;
+
+impl FileSystem for StdFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        // Reopen in append mode so that writes always land at the end, also after a truncate.
+        drop(file);
+        self.open_append(path)
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
+        let file = OpenOptions::new().append(true).open(path)?;
+        Ok(Box::new(StdFile { file }))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    #[cfg(unix)]
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    #[cfg(not(unix))]
+    fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
+        // Directories cannot be opened (or synced) as files here; renames are durable with
+        // the file system's own metadata journaling.
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        use rustix::fs::{flock, FlockOperation};
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        // flock locks belong to the open file description, so a second open of the same file
+        // in this process conflicts too (unlike fcntl locks).
+        flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(io::Error::from)?;
+        Ok(Box::new(StdLock { _file: file }))
+    }
+
+    #[cfg(not(unix))]
+    fn lock(&self, _path: &Path) -> io::Result<Box<dyn FileLock>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the log's lock file needs flock, which this platform lacks",
+        ))
+    }
+}
+
+/// A std file open for appending.
+#[derive(Debug)]
+struct StdFile {
+    file: File,
+}
+
+impl WalFile for StdFile {
+    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all(buf)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+}
+
+/// A held flock; closing the file releases it.
+#[derive(Debug)]
+struct StdLock {
+    _file: File,
+}
+
+impl FileLock for StdLock {}
+
+#[cfg(all(test, not(lessor_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn std_fs_basics() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("a/b");
+        let fs = StdFs;
+        fs.create_dir_all(&dir).expect("mkdir");
+        let p = dir.join("f");
+        let mut f = fs.create(&p).expect("create");
+        f.append(b"hello world").expect("write");
+        f.truncate(5).expect("truncate");
+        f.append(b"!").expect("write after truncate lands at the end");
+        f.sync().expect("sync");
+        assert_eq!(fs.read(&p).expect("read"), b"hello!");
+        let q = dir.join("g");
+        fs.rename(&p, &q).expect("rename");
+        fs.sync_dir(&dir).expect("sync dir");
+        assert_eq!(fs.list(&dir).expect("list"), vec!["g".to_owned()]);
+        fs.remove(&q).expect("remove");
+        assert!(fs.list(&dir).expect("list").is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn std_lock_is_exclusive_within_the_process() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let p = tmp.path().join("LOCK");
+        let first = StdFs.lock(&p).expect("first lock");
+        let err = StdFs.lock(&p).expect_err("second lock");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        drop(first);
+        StdFs.lock(&p).expect("lock after release");
+    }
+}
