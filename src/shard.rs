@@ -120,6 +120,9 @@ pub(crate) struct LeaseShard {
     pub(crate) extras: HashMap<LeaseId, Extra>,
     /// Leases granted since the expiry worker last looked: the intake of the wheel.
     pub(crate) intake: Vec<Filing>,
+    /// Bumped by every insert and remove: while it stands still, `leases` iterates in the same
+    /// order (promote relies on it to write back without lookups).
+    pub(crate) version: u64,
 }
 
 impl LeaseShard {
@@ -138,12 +141,14 @@ impl LeaseShard {
     ) {
         self.leases
             .insert_unique(hash, (id, rec), |(k, _)| hasher.hash_one(k));
+        self.version += 1;
     }
 
     /// Removes the record and its extras; returns the extras.
     pub(crate) fn remove(&mut self, hash: u64, id: LeaseId) -> Option<(LeaseRecord, Extra)> {
         let entry = self.leases.find_entry(hash, |(k, _)| *k == id).ok()?;
         let ((_, rec), _) = entry.remove();
+        self.version += 1;
         let extra = self.extras.remove(&id).unwrap_or_default();
         Some((rec, extra))
     }

@@ -197,7 +197,7 @@ impl ExpiryWorker {
                     // A burst: visit the table in bucket order, so the lookups walk memory
                     // forwards instead of at random.
                     let mask = bucket_mask(s.leases.capacity());
-                    radix_sort_by(&mut group, |&(_, h)| h & mask);
+                    radix_sort_by(&mut group, &mut Vec::new(), |&(_, h)| h & mask);
                 }
                 for &(f, h) in &group {
                     let verdict = examine(s, f, h, now_ms, budget > 0, false, tick_ms);

@@ -71,98 +71,88 @@ impl Inner {
         let extend_ms = ceil_ms(extend);
         let spread = self.len() >= self.revoke_rate as usize;
         // Pass 1, shard by shard: every lease gets now + extend + (checkpoint or TTL). With
-        // spreading, note each lease's remaining TTL and id by its position in the pass.
-        let mut pile: Vec<(u64, u64, u32)> = Vec::new();
-        let mut ids: Vec<LeaseId> = Vec::new();
-        let mut starts = Vec::with_capacity(self.leases.len() + 1);
+        // spreading, note each lease's remaining TTL and id by its position in the pass, and
+        // each shard's first position and version.
+        let count = if spread { self.len() } else { 0 };
+        let mut pile: Vec<(u64, u32)> = Vec::with_capacity(count);
+        let mut ids: Vec<LeaseId> = Vec::with_capacity(count);
+        let mut shards: Vec<(usize, u64)> = Vec::with_capacity(self.leases.len() + 1);
         for i in 0..self.leases.len() {
-            starts.push(ids.len());
             self.leases.read(i, |s| {
+                shards.push((ids.len(), s.version));
                 for (id, rec) in s.leases.iter() {
-                    let Some(remaining) = refresh(s, *id, rec, now, extend_ms) else {
-                        continue;
-                    };
+                    let remaining = refresh(s, *id, rec, now, extend_ms).unwrap_or(NOT_LIVE);
                     if spread {
-                        pile.push((remaining, rec.seq, ids.len() as u32));
+                        pile.push((remaining, ids.len() as u32));
                         ids.push(*id);
                     }
                 }
             });
         }
-        starts.push(ids.len());
+        shards.push((ids.len(), 0));
         if spread && u32::try_from(ids.len()).is_ok() {
-            self.spread_pile(pile, &ids, &starts, now);
+            self.spread_pile(pile, &ids, &shards, now, extend_ms);
         }
         self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Pass 2 of promote: sort by remaining TTL with no lock held, decide who moves (etcd's
-    /// rule), then write the new deadlines shard by shard in the order pass 1 visited them, so
-    /// that no lease needs a hash lookup; a shard that changed meanwhile falls back to lookups.
+    /// Pass 2 of promote: sort by remaining TTL with no lock held (a stable radix sort: ties
+    /// keep pass 1's order, which is as arbitrary as etcd's unstable sort), decide who moves
+    /// (etcd's rule), then write the new deadlines shard by shard in pass 1's order, so no lease
+    /// needs a hash lookup. A shard whose version moved meanwhile falls back to lookups.
+    ///
+    /// `pile` holds `(remaining, position in pass 1)`; spreading overwrites the remaining TTL of
+    /// each lease it moves (always later, so a changed value marks a move). With one TTL for
+    /// all, the sort is a no-op and the pile never leaves pass 1's order.
     fn spread_pile(
         &self,
-        mut pile: Vec<(u64, u64, u32)>,
+        mut pile: Vec<(u64, u32)>,
         ids: &[LeaseId],
-        starts: &[usize],
+        shards: &[(usize, u64)],
         now: u64,
+        extend_ms: u64,
     ) {
-        // By remaining TTL, ties in grant order: two stable passes, the minor key first.
-        radix_sort_by(&mut pile, |p| p.1);
-        radix_sort_by(&mut pile, |p| p.0);
-        let sorted: Vec<u64> = pile.iter().map(|p| p.0).collect();
-        let moved = spread_expiries(&sorted, self.revoke_rate);
-        if moved.is_empty() {
+        let mut scratch = Vec::new();
+        radix_sort_by(&mut pile, &mut scratch, |p| p.0);
+        let live = pile.partition_point(|p| p.0 != NOT_LIVE);
+        let mut moved = 0usize;
+        spread_expiries(&mut pile[..live], |p| p.0, self.revoke_rate, |p, new| {
+            p.0 = new;
+            moved += 1;
+        });
+        if moved == 0 {
             return;
         }
-        // (expected deadline, new deadline) by position; 0 = stays.
-        let mut moves = vec![(0u64, 0u64); ids.len()];
-        for (k, new_remaining) in moved {
-            let (old, _, pos) = pile[k];
-            moves[pos as usize] = (
-                finite_deadline(now.saturating_add(old)),
-                finite_deadline(now.saturating_add(new_remaining)),
-            );
+        if !pile.is_sorted_by_key(|p| p.1) {
+            radix_sort_by(&mut pile, &mut scratch, |p| u64::from(p.1));
         }
-        for (i, window) in starts.windows(2).enumerate() {
-            let (start, end) = (window[0], window[1]);
-            if moves[start..end].iter().all(|m| m.1 == 0) {
-                continue;
-            }
-            let done = self.leases.read(i, |s| {
-                if s.leases.len() != end - start {
-                    return false;
-                }
-                for ((id, rec), pos) in s.leases.iter().zip(start..end) {
-                    if *id != ids[pos] {
-                        return false;
+        drop(scratch);
+        let deadline = |ms: u64| finite_deadline(now.saturating_add(ms));
+        for (i, pair) in shards.windows(2).enumerate() {
+            let ((start, version), (end, _)) = (pair[0], pair[1]);
+            let part = &pile[start..end];
+            self.leases.read(i, |s| {
+                if s.version == version {
+                    for ((id, rec), &(new, _)) in s.leases.iter().zip(part) {
+                        let old = remaining_of(s, *id, rec).saturating_add(extend_ms);
+                        if new != NOT_LIVE && new != old {
+                            move_deadline(rec, deadline(old), deadline(new));
+                        }
                     }
-                    let (expected, new) = moves[pos];
-                    if new != 0 {
-                        move_deadline(rec, expected, new);
+                    return;
+                }
+                // Grants or revokes since pass 1: find each lease by its id.
+                for &(new, pos) in part.iter().filter(|p| p.0 != NOT_LIVE) {
+                    let id = ids[pos as usize];
+                    if let Some(rec) = s.get(self.hash_id(id), id) {
+                        let old = remaining_of(s, id, rec).saturating_add(extend_ms);
+                        if new != old {
+                            move_deadline(rec, deadline(old), deadline(new));
+                        }
                     }
                 }
-                true
             });
-            if !done {
-                for pos in start..end {
-                    let (expected, new) = moves[pos];
-                    if new != 0 {
-                        self.push_deadline(ids[pos], expected, new);
-                    }
-                }
-            }
         }
-    }
-
-    /// Moves a lease's deadline from `expected` to `new`, unless something else (a renew, a
-    /// revoke) changed it meanwhile.
-    fn push_deadline(&self, id: LeaseId, expected: u64, new: u64) {
-        let h = self.hash_id(id);
-        self.leases.read(self.leases.index(h), |s| {
-            if let Some(rec) = s.get(h, id) {
-                move_deadline(rec, expected, new);
-            }
-        });
     }
 
     pub(crate) fn demote(&self) {
@@ -190,25 +180,26 @@ impl Inner {
     }
 }
 
+/// Marks a record that was not live in pass 1 (sorts last, never spread).
+const NOT_LIVE: u64 = u64::MAX;
+
+/// A lease's remaining TTL as promote counts it: the checkpointed one if any, else the TTL.
+fn remaining_of(s: &LeaseShard, id: LeaseId, rec: &LeaseRecord) -> u64 {
+    if rec.load() & CHECKPOINTED != 0 {
+        s.extras.get(&id).map_or(rec.ttl_ms, |e| e.checkpoint_ms)
+    } else {
+        rec.ttl_ms
+    }
+}
+
 /// Sets a lease's promoted deadline; returns its remaining TTL (ms), or `None` if it is not live.
-fn refresh(
-    s: &LeaseShard,
-    id: LeaseId,
-    rec: &LeaseRecord,
-    now: u64,
-    extend_ms: u64,
-) -> Option<u64> {
+fn refresh(s: &LeaseShard, id: LeaseId, rec: &LeaseRecord, now: u64, extend_ms: u64) -> Option<u64> {
+    let remaining = remaining_of(s, id, rec).saturating_add(extend_ms);
     let mut cur = rec.load();
     loop {
         if !LeaseRecord::is_live(cur) {
             return None;
         }
-        let base = if cur & CHECKPOINTED != 0 {
-            s.extras.get(&id).map_or(rec.ttl_ms, |e| e.checkpoint_ms)
-        } else {
-            rec.ttl_ms
-        };
-        let remaining = extend_ms.saturating_add(base);
         let new = (cur & CHECKPOINTED) | finite_deadline(now.saturating_add(remaining));
         match rec
             .state
@@ -237,32 +228,33 @@ fn move_deadline(rec: &LeaseRecord, expected: u64, new: u64) {
 ///
 /// Windows of one second start at the first remaining TTL; once a window holds more than
 /// `target = 3 * rate / 4` leases, the k-th lease of the window is pushed to
-/// `window start + k / target` seconds (and the window grows to that point). Returns
-/// `(index, new remaining ms)` for each lease that moves.
+/// `window start + k / target` seconds (and the window grows to that point). Calls
+/// `on_move(item, new remaining ms)` for each lease that moves.
 ///
 /// # Examples
 ///
 /// ```ignore
 /// // 10 leases at 1 s with rate 4 (target 3): the 4th..10th move to 1 s + k/3 s.
 /// ```
-pub(crate) fn spread_expiries(sorted_remaining: &[u64], rate: u32) -> Vec<(usize, u64)> {
+pub(crate) fn spread_expiries<T>(
+    sorted: &mut [T],
+    remaining_of: impl Fn(&T) -> u64,
+    rate: u32,
+    mut on_move: impl FnMut(&mut T, u64),
+) {
     const SECOND: f64 = 1000.0;
     let target = (3 * u64::from(rate)) / 4;
-    let mut moved = Vec::new();
-    let Some(&first) = sorted_remaining.first() else {
-        return moved;
-    };
     if target == 0 {
-        return moved;
+        return;
     }
-    let mut base = first as f64;
-    let mut next = base + SECOND;
+    let mut window: Option<(f64, f64)> = None; // (base, next)
     let mut expires: u64 = 0;
-    for (i, &remaining) in sorted_remaining.iter().enumerate() {
-        let remaining = remaining as f64;
-        if remaining > next {
-            base = remaining;
-            next = base + SECOND;
+    for item in sorted.iter_mut() {
+        let remaining = remaining_of(item) as f64;
+        let (base, next) = window.get_or_insert((remaining, remaining + SECOND));
+        if remaining > *next {
+            *base = remaining;
+            *next = remaining + SECOND;
             expires = 1;
             continue;
         }
@@ -270,26 +262,33 @@ pub(crate) fn spread_expiries(sorted_remaining: &[u64], rate: u32) -> Vec<(usize
         if expires <= target {
             continue;
         }
-        let delay = SECOND * (expires as f64 / target as f64) - (remaining - base);
-        next = base + delay;
-        moved.push((i, (remaining + delay).round() as u64));
+        let delay = SECOND * (expires as f64 / target as f64) - (remaining - *base);
+        *next = *base + delay;
+        // Positive, so adding a half and truncating rounds (without a libm call).
+        on_move(item, (remaining + delay + 0.5) as u64);
     }
-    moved
 }
 
 #[cfg(all(test, not(lessor_loom)))]
 mod tests {
     use super::*;
 
+    fn moves(sorted: &[u64], rate: u32) -> Vec<(usize, u64)> {
+        let mut items: Vec<(usize, u64)> = sorted.iter().copied().enumerate().collect();
+        let mut moved = Vec::new();
+        spread_expiries(&mut items, |e| e.1, rate, |e, r| moved.push((e.0, r)));
+        moved
+    }
+
     #[test]
     fn no_pushback_under_target() {
-        assert!(spread_expiries(&[1000; 7], 10).is_empty());
-        assert!(spread_expiries(&[], 10).is_empty());
+        assert!(moves(&[1000; 7], 10).is_empty());
+        assert!(moves(&[], 10).is_empty());
     }
 
     #[test]
     fn kth_lease_past_target_goes_to_base_plus_k_over_target() {
-        let moved = spread_expiries(&[10_000; 10], 10); // target 7
+        let moved = moves(&[10_000; 10], 10); // target 7
         let expect: Vec<(usize, u64)> = (7..10)
             .map(|i| (i, 10_000 + ((i as f64 + 1.0) * 1000.0 / 7.0).round() as u64))
             .collect();
@@ -300,6 +299,6 @@ mod tests {
     fn a_later_window_starts_afresh() {
         let mut r = vec![1000; 3];
         r.extend([5000; 3]);
-        assert!(spread_expiries(&r, 4).is_empty()); // target 3 per window
+        assert!(moves(&r, 4).is_empty()); // target 3 per window
     }
 }

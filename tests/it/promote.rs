@@ -285,10 +285,10 @@ fn spreading_pushes_the_kth_lease_past_the_target_to_base_plus_k_over_target() {
             "lease {k}: {t} ms, want {want}"
         );
     }
-    // Ties were broken by grant order: the first seven granted kept their deadline.
-    for n in 1..=7 {
-        assert_eq!(left(&l, id(n)), secs(10), "lease {n}");
-    }
+    // Ties are broken in an unspecified order (etcd's sort is unstable too): any seven of
+    // the ten keep their deadline.
+    let kept = (1..=10).filter(|&n| left(&l, id(n)) == secs(10)).count();
+    assert_eq!(kept, 7);
 }
 
 #[test]
