@@ -323,6 +323,14 @@ pub(crate) struct LeaseRecord {
 }
 
 impl LeaseRecord {
+    pub(crate) fn new(state: u64, ttl_ms: u64, seq: u64) -> Self {
+        LeaseRecord {
+            state: AtomicU64::new(state),
+            ttl_ms,
+            seq,
+        }
+    }
+
     pub(crate) fn load(&self) -> u64 {
         self.state.load(Ordering::Acquire)
     }

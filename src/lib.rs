@@ -51,7 +51,8 @@ pub use crate::deleter::{RangeDeleter, TxnDelete};
 pub use crate::error::{Error, Result};
 pub use crate::expiry::ExpiryMode;
 pub use crate::lease::{Lease, LeaseId, Remaining, MAX_TTL};
-pub use crate::lessor::Lessor;
+pub use crate::lessor::{Lessor, Recovery};
+pub use crate::wal::FsyncPolicy;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -2,8 +2,9 @@
 
 use super::{Inner, Lessor};
 use crate::error::{Error, Result};
-use crate::lease::LeaseId;
+use crate::lease::{LeaseId, LeaseRecord};
 use crate::shard::{Assign, Key};
+use crate::wal::Record;
 
 impl Lessor {
     /// Attaches `keys` to lease `id`, etcd's `Attach`. A key belongs to at most one lease: a key
@@ -92,9 +93,12 @@ impl Lessor {
 }
 
 impl Inner {
+    /// True when the lease is in the map and visible (not a grant still being logged).
     pub(crate) fn exists(&self, hash: u64, id: LeaseId) -> bool {
-        self.leases
-            .read(self.leases.index(hash), |s| s.get(hash, id).is_some())
+        self.leases.read(self.leases.index(hash), |s| {
+            s.get(hash, id)
+                .is_some_and(|r| LeaseRecord::is_live(r.load()))
+        })
     }
 
     pub(crate) fn get_lease(&self, key: &[u8]) -> LeaseId {
@@ -107,6 +111,15 @@ impl Inner {
     pub(crate) fn attach<K: AsRef<[u8]>>(&self, id: LeaseId, keys: &[K]) -> Result<()> {
         self.check_running()?;
         self.validate_keys(keys)?;
+        self.attach_logged(id, keys, true)
+    }
+
+    /// Attaches without logging (replay).
+    pub(crate) fn attach_applied<K: AsRef<[u8]>>(&self, id: LeaseId, keys: &[K]) -> Result<()> {
+        self.attach_logged(id, keys, false)
+    }
+
+    fn attach_logged<K: AsRef<[u8]>>(&self, id: LeaseId, keys: &[K], log: bool) -> Result<()> {
         let h = self.hash_id(id);
         // The leases whose stripes we need: this one plus every lease a key moves from. Found
         // optimistically; a key claimed meanwhile by a lease outside the set restarts the pass
@@ -116,6 +129,11 @@ impl Inner {
             let _guards = self.lock_stripes(&held);
             if !self.exists(h, id) {
                 return Err(Error::LeaseNotFound { id });
+            }
+            // Logged again on a retry: replay applies the attaches in log order, and the last
+            // one for a key is the one that won in memory (see persist.rs).
+            if log {
+                self.log(|| vec![record(id, keys, true)])?;
             }
             let mut taken: Vec<Key> = Vec::new();
             for key in keys {
@@ -163,8 +181,23 @@ impl Inner {
     pub(crate) fn detach<K: AsRef<[u8]>>(&self, id: LeaseId, keys: &[K]) -> Result<()> {
         self.check_running()?;
         self.validate_keys(keys)?;
+        self.detach_logged(id, keys, true)
+    }
+
+    /// Detaches without logging (replay).
+    pub(crate) fn detach_applied<K: AsRef<[u8]>>(&self, id: LeaseId, keys: &[K]) -> Result<()> {
+        self.detach_logged(id, keys, false)
+    }
+
+    fn detach_logged<K: AsRef<[u8]>>(&self, id: LeaseId, keys: &[K], log: bool) -> Result<()> {
         let h = self.hash_id(id);
         let _stripe = self.lock_stripe(h);
+        if log {
+            if !self.exists(h, id) {
+                return Err(Error::LeaseNotFound { id });
+            }
+            self.log(|| vec![record(id, keys, false)])?;
+        }
         let removed: Vec<&[u8]> = self.leases.write(self.leases.index(h), |s| {
             s.get(h, id).ok_or(Error::LeaseNotFound { id })?;
             let mut removed = Vec::new();
@@ -184,5 +217,15 @@ impl Inner {
                 .write(self.keys.index(kh), |ks| ks.release(kh, key, id));
         }
         Ok(())
+    }
+}
+
+/// The log record of an attach or a detach.
+fn record<K: AsRef<[u8]>>(id: LeaseId, keys: &[K], attach: bool) -> Record {
+    let keys = keys.iter().map(|k| k.as_ref().to_vec()).collect();
+    if attach {
+        Record::Attach { id: id.get(), keys }
+    } else {
+        Record::Detach { id: id.get(), keys }
     }
 }

@@ -6,11 +6,12 @@ use super::{Inner, Lessor};
 use crate::clock::ceil_ms;
 use crate::error::{Error, Result};
 use crate::lease::{
-    deadline_of, finite_deadline, Lease, LeaseId, LeaseRecord, Remaining, CHECKPOINTED, EXPIRED,
+    deadline_of, finite_deadline, Lease, LeaseId, LeaseRecord, Remaining, EXPIRED, SPECIAL,
     FOREVER, MAX_TTL,
 };
-use crate::shard::{Filing, Key};
-use crate::sync::{AtomicU64, Ordering};
+use crate::shard::{Filing, Key, LeaseShard};
+use crate::wal::Record;
+use crate::sync::Ordering;
 
 impl Lessor {
     /// Grants lease `id` for `ttl` (raised to the minimum TTL), etcd's `Grant`.
@@ -168,33 +169,11 @@ impl Inner {
         }
         let ttl_ms = ceil_ms(ttl).max(self.min_ttl_ms);
         let h = self.hash_id(id);
-        let idx = self.leases.index(h);
-        let (_, now) = self.time.now_ms_coarse();
-        let primary = self.leases.write(idx, |s| {
-            if s.get(h, id).is_some() {
-                return Err(Error::LeaseExists { id });
-            }
-            // Read under the shard lock: see the module docs on promote.
-            let primary = self.primary.load(Ordering::Acquire);
-            let deadline = if primary {
-                finite_deadline(now.saturating_add(ttl_ms))
-            } else {
-                FOREVER
-            };
-            let seq = self.next_seq();
-            let rec = LeaseRecord {
-                state: AtomicU64::new(deadline),
-                ttl_ms,
-                seq,
-            };
-            s.insert_new(&self.hasher, h, id, rec);
-            s.intake.push(Filing {
-                id,
-                seq,
-                due: deadline,
-            });
-            Ok(primary)
-        })?;
+        let primary = if self.durable.is_some() {
+            self.grant_logged(id, h, ttl_ms)?
+        } else {
+            self.grant_in_memory(id, h, ttl_ms)?
+        };
         let ttl = Duration::from_millis(ttl_ms);
         Ok(Lease {
             id,
@@ -206,6 +185,68 @@ impl Inner {
             },
             keys: Vec::new(),
         })
+    }
+
+    /// A grant without a log: one exclusive shard lock.
+    fn grant_in_memory(&self, id: LeaseId, h: u64, ttl_ms: u64) -> Result<bool> {
+        let (_, now) = self.time.now_ms_coarse();
+        self.leases.write(self.leases.index(h), |s| {
+            if s.get(h, id).is_some() {
+                return Err(Error::LeaseExists { id });
+            }
+            let seq = self.next_seq();
+            s.insert_new(&self.hasher, h, id, LeaseRecord::new(0, ttl_ms, seq));
+            Ok(self.publish(s, h, id, seq, now))
+        })
+    }
+
+    /// A grant with a log: the id is held by a not-yet-visible record while the grant is made
+    /// durable (under the lease's stripe, which compaction waits for), then published.
+    fn grant_logged(&self, id: LeaseId, h: u64, ttl_ms: u64) -> Result<bool> {
+        let idx = self.leases.index(h);
+        let _stripe = self.lock_stripe(h);
+        let seq = self.leases.write(idx, |s| {
+            if s.get(h, id).is_some() {
+                return Err(Error::LeaseExists { id });
+            }
+            let seq = self.next_seq();
+            s.insert_new(&self.hasher, h, id, LeaseRecord::new(SPECIAL, ttl_ms, seq));
+            Ok(seq)
+        })?;
+        let logged = self.log(|| {
+            vec![Record::Grant {
+                id: id.get(),
+                ttl_ms,
+            }]
+        });
+        if let Err(e) = logged {
+            self.leases.write(idx, |s| s.remove(h, id));
+            return Err(e);
+        }
+        let (_, now) = self.time.now_ms_coarse();
+        Ok(self.leases.write(idx, |s| self.publish(s, h, id, seq, now)))
+    }
+
+    /// Makes a granted record visible with its deadline and files it for the expiry worker;
+    /// returns whether the lessor was primary. Called under the shard's exclusive lock, which
+    /// is where `primary` must be read (see the module docs on promote).
+    fn publish(&self, s: &mut LeaseShard, h: u64, id: LeaseId, seq: u64, now: u64) -> bool {
+        let primary = self.primary.load(Ordering::Acquire);
+        let deadline = if primary {
+            let ttl_ms = s.get(h, id).map_or(0, |r| r.ttl_ms);
+            finite_deadline(now.saturating_add(ttl_ms))
+        } else {
+            FOREVER
+        };
+        if let Some(rec) = s.get(h, id) {
+            rec.state.store(deadline, Ordering::Release);
+        }
+        s.intake.push(Filing {
+            id,
+            seq,
+            due: deadline,
+        });
+        primary
     }
 
     /// Renews; returns the granted TTL in ms.
@@ -250,12 +291,17 @@ impl Inner {
         let idx = self.leases.index(h);
         let _stripe = self.lock_stripe(h);
         // Under the stripe nobody else changes this lease's keys or life.
+        let found = self.leases.read(idx, |s| {
+            s.get(h, id).is_some_and(|rec| {
+                LeaseRecord::is_live(rec.load()) && seq.is_none_or(|seq| seq == rec.seq)
+            })
+        });
+        if !found {
+            return Err(Error::LeaseNotFound { id });
+        }
+        self.log(|| vec![Record::Revoke { id: id.get() }])?;
         let keys: Vec<Key> = self.leases.write(idx, |s| {
-            let rec = s.get(h, id).ok_or(Error::LeaseNotFound { id })?;
-            if seq.is_some_and(|seq| seq != rec.seq) {
-                return Err(Error::LeaseNotFound { id });
-            }
-            Ok(s.extras
+            Ok::<_, Error>(s.extras
                 .get_mut(&id)
                 .map(|e| std::mem::take(&mut e.keys).into_iter().collect())
                 .unwrap_or_default())
@@ -283,15 +329,16 @@ impl Inner {
         let h = self.hash_id(id);
         let _stripe = self.lock_stripe(h);
         let remaining_ms = ceil_ms(remaining).max(1);
-        self.leases.write(self.leases.index(h), |s| {
-            let rec = s
-                .leases
-                .find(h, |(k, _)| *k == id)
-                .map(|(_, r)| r)
-                .ok_or(Error::LeaseNotFound { id })?;
-            rec.state.fetch_or(CHECKPOINTED, Ordering::AcqRel);
-            s.extras.entry(id).or_default().checkpoint_ms = remaining_ms;
-            Ok(())
-        })
+        if !self.exists(h, id) {
+            return Err(Error::LeaseNotFound { id });
+        }
+        self.log(|| {
+            vec![Record::Checkpoint {
+                id: id.get(),
+                remaining_ms,
+            }]
+        })?;
+        self.apply_checkpoint(id, remaining_ms);
+        Ok(())
     }
 }

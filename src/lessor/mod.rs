@@ -22,8 +22,13 @@
 
 mod keys;
 mod lifecycle;
+mod maintenance;
+mod persist;
 mod primary;
 mod query;
+
+pub(crate) use persist::Durable;
+pub use persist::Recovery;
 
 use std::hash::BuildHasher;
 use std::time::Duration;
@@ -43,7 +48,7 @@ use crate::shard::{KeyShard, LeaseShard, Shards};
 use crate::sync::{self, Arc, AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
 
 /// The number of stripe locks that order changes to a lease's keys and life.
-const STRIPES: usize = 256;
+pub(super) const STRIPES: usize = 256;
 
 /// A concurrent lease engine with etcd's `Lessor` semantics.
 ///
@@ -70,6 +75,8 @@ pub struct Lessor {
     expiry: Arc<Mutex<ExpiryWorker>>,
     expired: Receiver<Vec<Lease>>,
     runner: Mutex<Option<Runner>>,
+    maintainer: Mutex<Option<maintenance::Maintainer>>,
+    recovery: Option<Recovery>,
 }
 
 /// The state shared by the handle and the expiry thread.
@@ -91,6 +98,8 @@ pub(crate) struct Inner {
     pub(crate) max_key_size: usize,
     pub(crate) revoke_rate: u32,
     pub(crate) range_deleter: Option<Arc<dyn RangeDeleter>>,
+    /// The log, when built with a data directory.
+    pub(crate) durable: Option<Durable>,
 }
 
 impl Lessor {
@@ -118,8 +127,14 @@ impl Lessor {
         cfg: ExpiryConfig,
         capacity: usize,
         thread: bool,
+        recovery: Option<Recovery>,
     ) -> Result<Self> {
         let inner = Arc::new(inner);
+        let maintainer = if inner.durable.is_some() && thread {
+            Some(maintenance::Maintainer::spawn(inner.clone()).map_err(Error::Io)?)
+        } else {
+            None
+        };
         let (tx, expired) = crossbeam_channel::bounded(capacity);
         let expiry = Arc::new(Mutex::new(ExpiryWorker::new(inner.clone(), cfg, tx)));
         let runner = if thread {
@@ -132,7 +147,59 @@ impl Lessor {
             expiry,
             expired,
             runner: Mutex::new(runner),
+            maintainer: Mutex::new(maintainer),
+            recovery,
         })
+    }
+
+    /// What opening the data directory found, for a lessor built with one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(lessor::Lessor::builder().build()?.recovery().is_none());
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn recovery(&self) -> Option<&Recovery> {
+        self.recovery.as_ref()
+    }
+
+    /// Compacts the log now: replaces its segments by a snapshot of the live state. The
+    /// background maintenance thread does this by itself once the segments outgrow the live
+    /// state; this is for tools and tests. A lessor without a data directory does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the snapshot cannot be written; the log is left as it was.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// lessor::Lessor::builder().build()?.compact()?;
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn compact(&self) -> Result<()> {
+        self.inner.check_running()?;
+        self.inner.compact()
+    }
+
+    /// Runs one pass of the log's upkeep now, as the maintenance thread does every second:
+    /// logs due checkpoints and compacts the log if it has outgrown the live state. Returns
+    /// the number of checkpoints logged.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] from the log; [`Error::Stopped`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(lessor::Lessor::builder().build()?.run_maintenance_once()?, 0);
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn run_maintenance_once(&self) -> Result<usize> {
+        self.inner.check_running()?;
+        self.inner.maintain()
     }
 
     /// The channel on which expired leases arrive, in batches, etcd's `ExpiredLeasesC`. Every
@@ -234,9 +301,17 @@ impl Lessor {
     /// ```
     pub fn stop(&self) {
         self.inner.stopped.store(true, Ordering::Release);
+        let maintainer = sync::lock(&self.maintainer).take();
+        if let Some(m) = maintainer {
+            m.stop();
+        }
         let runner = sync::lock(&self.runner).take();
         if let Some(runner) = runner {
             runner.stop();
+        }
+        if let Some(d) = &self.inner.durable {
+            // Everything acknowledged is already durable per the policy; this flushes the rest.
+            let _ = d.wal.close();
         }
     }
 }
@@ -283,6 +358,7 @@ impl Inner {
             max_key_size,
             revoke_rate,
             range_deleter,
+            durable: None,
         }
     }
 

@@ -134,6 +134,16 @@ impl Inner {
         all.into_iter().map(|(_, _, l)| l).collect()
     }
 
+    /// Keys attached to any lease.
+    pub(crate) fn key_count(&self) -> usize {
+        (0..self.leases.len())
+            .map(|i| {
+                self.leases
+                    .read(i, |s| s.extras.values().map(|e| e.keys.len()).sum::<usize>())
+            })
+            .sum()
+    }
+
     pub(crate) fn len(&self) -> usize {
         (0..self.leases.len())
             .map(|i| self.leases.read(i, |s| s.len()))

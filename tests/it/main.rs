@@ -4,6 +4,7 @@
 
 mod builder;
 mod concurrency;
+mod durability;
 mod expiry;
 mod fake;
 mod grant;
