@@ -2,7 +2,8 @@
 use criterion::{criterion_group, criterion_main};
 
 mod map;
+mod wal;
 mod wheel;
 
-criterion_group!(benches, map::register_benches, wheel::register_benches);
+criterion_group!(benches, map::register_benches, wal::register_benches, wheel::register_benches);
 criterion_main!(benches);

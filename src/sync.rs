@@ -18,13 +18,13 @@
 #[cfg(not(lessor_loom))]
 pub(crate) use std::sync::{
     atomic::{AtomicBool, AtomicU64, Ordering},
-    Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
+    Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
 
 #[cfg(lessor_loom)]
 pub(crate) use loom::sync::{
     atomic::{AtomicBool, AtomicU64, Ordering},
-    Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
+    Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
 
 /// Locks a mutex, recovering the guard if a panicking thread poisoned it.

@@ -12,6 +12,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
+use super::sync::Arc;
+
 /// The operations the log needs from a file system.
 pub(crate) trait FileSystem: Send + Sync + fmt::Debug + 'static {
     /// Creates `dir` and its parents if they are missing.
@@ -59,6 +61,19 @@ pub(crate) trait WalFile: Send + fmt::Debug {
 
 /// A held lock; dropping it releases the lock.
 pub(crate) trait FileLock: Send + Sync + fmt::Debug {}
+
+/// `fs` behind a shared trait object (loom's `Arc` cannot unsize, so it is built from std's).
+pub(crate) fn shared_fs(fs: impl FileSystem) -> Arc<dyn FileSystem> {
+    #[cfg(not(lessor_loom))]
+    {
+        Arc::new(fs)
+    }
+    #[cfg(lessor_loom)]
+    {
+        let std: std::sync::Arc<dyn FileSystem> = std::sync::Arc::new(fs);
+        Arc::from_std(std)
+    }
+}
 
 // ===== impl StdFs =====
 
@@ -172,41 +187,3 @@ struct StdLock {
 }
 
 impl FileLock for StdLock {}
-
-#[cfg(all(test, not(lessor_loom)))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn std_fs_basics() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = tmp.path().join("a/b");
-        let fs = StdFs;
-        fs.create_dir_all(&dir).expect("mkdir");
-        let p = dir.join("f");
-        let mut f = fs.create(&p).expect("create");
-        f.append(b"hello world").expect("write");
-        f.truncate(5).expect("truncate");
-        f.append(b"!").expect("write after truncate lands at the end");
-        f.sync().expect("sync");
-        assert_eq!(fs.read(&p).expect("read"), b"hello!");
-        let q = dir.join("g");
-        fs.rename(&p, &q).expect("rename");
-        fs.sync_dir(&dir).expect("sync dir");
-        assert_eq!(fs.list(&dir).expect("list"), vec!["g".to_owned()]);
-        fs.remove(&q).expect("remove");
-        assert!(fs.list(&dir).expect("list").is_empty());
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn std_lock_is_exclusive_within_the_process() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let p = tmp.path().join("LOCK");
-        let first = StdFs.lock(&p).expect("first lock");
-        let err = StdFs.lock(&p).expect_err("second lock");
-        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
-        drop(first);
-        StdFs.lock(&p).expect("lock after release");
-    }
-}

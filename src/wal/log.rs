@@ -22,7 +22,8 @@ use super::fs::{FileLock, FileSystem};
 use super::options::{Lsn, Recovered, TruncatedTail, WalOptions, WalStats};
 use super::reader::{self, with_path, Replay, SnapshotFile};
 use super::record::{encode_frame, Record};
-use super::segment;
+use super::reply::oneshot;
+use super::segment::{self, Active};
 use super::snapshot;
 use super::sync::{self, Arc, AtomicBool, AtomicU64, Mutex, Ordering};
 use super::writer::{LiveSegment, Request, Shared, Writer};
@@ -49,8 +50,8 @@ impl Wal {
     /// Takes the directory's lock file, reads the snapshot (if any) and every segment after
     /// it, cuts a torn tail off the last segment (reported in
     /// [`Recovered::truncated_tail`]), removes what a crashed compaction left behind, and
-    /// starts a new segment for the appends to come (earlier segments are never appended to
-    /// again). Then starts the writer thread.
+    /// starts a new segment for the appends to come (a segment with records is never
+    /// appended to again; an empty last one is reused). Then starts the writer thread.
     ///
     /// # Errors
     ///
@@ -64,37 +65,10 @@ impl Wal {
     pub(crate) fn open(dir: &Path, opts: WalOptions) -> Result<(Wal, Recovered)> {
         opts.validate()?;
         let fs = Arc::clone(&opts.fs);
-        fs.create_dir_all(dir)
-            .map_err(|e| with_path(e, "cannot create the log directory", dir))?;
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = fs.lock(&lock_path).map_err(|e| {
-            if e.kind() == io::ErrorKind::WouldBlock {
-                Error::LogLocked {
-                    dir: dir.to_path_buf(),
-                }
-            } else {
-                with_path(e, "cannot take the log's lock file", &lock_path)
-            }
-        })?;
+        let lock = lock_dir(&*fs, dir)?;
         let replay = reader::replay(&*fs, dir)?;
         repair(&*fs, dir, &replay)?;
-
-        let active = segment::create(&*fs, dir, replay.next_segment, replay.next_lsn)
-            .map_err(|e| Error::Io(e.error))?;
-        let mut segments: Vec<LiveSegment> = replay
-            .segments
-            .iter()
-            .map(|s| LiveSegment {
-                number: s.number,
-                first_lsn: s.first_lsn,
-                bytes: s.bytes,
-            })
-            .collect();
-        segments.push(LiveSegment {
-            number: active.number,
-            first_lsn: replay.next_lsn,
-            bytes: active.len,
-        });
+        let (active, segments) = start_segment(&*fs, dir, &replay)?;
         let shared = Arc::new(Shared {
             segments: Mutex::new(segments),
             snapshot: Mutex::new(replay.snapshot),
@@ -165,7 +139,7 @@ impl Wal {
                 limit: MAX_PAYLOAD,
             })?;
         }
-        let (reply, answer) = crossbeam_channel::bounded(1);
+        let (reply, answer) = oneshot();
         let count = u64::try_from(records.len()).unwrap_or(u64::MAX);
         self.tx
             .send(Request::Append {
@@ -174,7 +148,7 @@ impl Wal {
                 reply,
             })
             .map_err(|_| Error::Stopped)?;
-        answer.recv().unwrap_or(Err(Error::Stopped))
+        answer.wait()
     }
 
     /// Starts a compaction: seals the active segment (unless it is still empty) and returns
@@ -194,11 +168,11 @@ impl Wal {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Stopped);
         }
-        let (reply, answer) = crossbeam_channel::bounded(1);
+        let (reply, answer) = oneshot();
         self.tx
             .send(Request::Rotate { reply })
             .map_err(|_| Error::Stopped)?;
-        answer.recv().unwrap_or(Err(Error::Stopped))
+        answer.wait()
     }
 
     /// Writes `snapshot` (records that rebuild the state at `upto`: grants, attachments,
@@ -308,11 +282,9 @@ impl Wal {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let (reply, answer) = crossbeam_channel::bounded(1);
+        let (reply, answer) = oneshot();
         let result = match self.tx.send(Request::Close { reply }) {
-            Ok(()) => answer.recv().unwrap_or_else(|_| {
-                Err(Error::Io(io::Error::other("the log writer thread died")))
-            }),
+            Ok(()) => answer.wait(),
             Err(_) => Ok(()),
         };
         if let Some(handle) = sync::lock(&self.writer).take() {
@@ -334,6 +306,60 @@ impl Drop for Wal {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// Creates `dir` if needed and takes its lock file.
+fn lock_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Box<dyn FileLock>> {
+    fs.create_dir_all(dir)
+        .map_err(|e| with_path(e, "cannot create the log directory", dir))?;
+    let path = dir.join(LOCK_FILE);
+    fs.lock(&path).map_err(|e| {
+        if e.kind() == io::ErrorKind::WouldBlock {
+            Error::LogLocked {
+                dir: dir.to_path_buf(),
+            }
+        } else {
+            with_path(e, "cannot take the log's lock file", &path)
+        }
+    })
+}
+
+/// The segment the writer starts on, and every live segment (it included). The last segment
+/// is reused if it holds nothing yet (so that restarts without appends do not pile up empty
+/// segments); otherwise a new one is made.
+fn start_segment(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    replay: &Replay,
+) -> Result<(Active, Vec<LiveSegment>)> {
+    let mut segments: Vec<LiveSegment> = replay
+        .segments
+        .iter()
+        .map(|s| LiveSegment {
+            number: s.number,
+            first_lsn: s.first_lsn,
+            bytes: s.bytes,
+        })
+        .collect();
+    let reusable = replay.torn.is_none()
+        && segments
+            .last()
+            .is_some_and(|s| s.bytes == segment::header_len() && s.first_lsn == replay.next_lsn);
+    if reusable {
+        let number = replay.next_segment - 1;
+        let path = format::segment_path(dir, number);
+        let active = segment::reopen_empty(fs, dir, number)
+            .map_err(|e| with_path(e, "cannot reopen log segment", &path))?;
+        return Ok((active, segments));
+    }
+    let active = segment::create(fs, dir, replay.next_segment, replay.next_lsn)
+        .map_err(|e| Error::Io(e.error))?;
+    segments.push(LiveSegment {
+        number: active.number,
+        first_lsn: replay.next_lsn,
+        bytes: active.len,
+    });
+    Ok((active, segments))
 }
 
 /// Makes the directory match what `replay` read: the snapshot's name made durable before

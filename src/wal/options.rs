@@ -4,14 +4,30 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::fs::{FileSystem, StdFs};
+use super::fs::{shared_fs, FileSystem, StdFs};
 use super::record::Record;
 use super::sync::Arc;
 use super::{Error, Result};
 
-/// When an append is made durable.
+/// When a logged change (grant, revoke, attach, detach, checkpoint) is made durable.
+///
+/// # Examples
+///
+/// ```
+/// use lessor::{FsyncPolicy, Lessor};
+/// use std::time::Duration;
+///
+/// let dir = std::env::temp_dir().join(format!("lessor-doc-fsync-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// let lessor = Lessor::builder()
+///     .data_dir(&dir)
+///     .fsync(FsyncPolicy::Interval(Duration::from_millis(10)))
+///     .build()?;
+/// # drop(lessor); std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), lessor::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum FsyncPolicy {
+pub enum FsyncPolicy {
     /// The log is fsynced before `append` returns (the default). Concurrent appends share one
     /// write and one fsync (group commit).
     #[default]
@@ -44,7 +60,7 @@ impl Default for WalOptions {
         WalOptions {
             fsync: FsyncPolicy::Always,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
-            fs: Arc::new(StdFs),
+            fs: shared_fs(StdFs),
         }
     }
 }
@@ -127,29 +143,4 @@ pub(crate) struct WalStats {
     pub(crate) writes: u64,
     /// Segment fsyncs since open (group commits, seals, close).
     pub(crate) fsyncs: u64,
-}
-
-#[cfg(all(test, not(lessor_loom)))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_and_validation() {
-        let o = WalOptions::default();
-        assert_eq!(o.fsync, FsyncPolicy::Always);
-        assert_eq!(o.segment_bytes, 64 << 20);
-        o.validate().expect("defaults are valid");
-        let bad = WalOptions {
-            segment_bytes: 0,
-            ..WalOptions::default()
-        };
-        assert!(matches!(
-            bad.validate(),
-            Err(Error::InvalidConfig {
-                field: "segment_bytes",
-                ..
-            })
-        ));
-        assert_eq!(format!("{:?} {}", Lsn(7), Lsn(7)), "Lsn(7) 7");
-    }
 }

@@ -166,7 +166,10 @@ fn read_snapshot(
         Err(HeaderError::Newer(found)) => return Err(newer(&path, found)),
     };
     if header.b != upto {
-        return Err(bad(0, "snapshot header names another lsn than its file name"));
+        return Err(bad(
+            0,
+            "snapshot header names another lsn than its file name",
+        ));
     }
     let start = records.len();
     let mut at = HEADER_LEN;
@@ -179,7 +182,10 @@ fn read_snapshot(
             } => {
                 let count = decode_end(payload).map_err(|e| bad(at, e.reason()))?;
                 if count != to_u64(records.len() - start) {
-                    return Err(bad(at, "snapshot record count does not match its end record"));
+                    return Err(bad(
+                        at,
+                        "snapshot record count does not match its end record",
+                    ));
                 }
                 if at + len != data.len() {
                     return Err(bad(at + len, "snapshot has data after its end record"));
@@ -203,6 +209,24 @@ fn read_snapshot(
     })
 }
 
+/// One segment being read: where it is, for error reports.
+struct SegmentCtx<'a> {
+    dir: &'a Path,
+    number: u64,
+    is_last: bool,
+}
+
+impl SegmentCtx<'_> {
+    fn bad(&self, offset: usize, reason: &'static str) -> Error {
+        Error::Corruption {
+            dir: self.dir.to_path_buf(),
+            segment: self.number,
+            offset: to_u64(offset),
+            reason,
+        }
+    }
+}
+
 /// Reads segment `number` into `out`, checking that it continues the segments before it.
 fn read_segment(
     fs: &dyn FileSystem,
@@ -215,23 +239,21 @@ fn read_segment(
     let data = fs
         .read(&path)
         .map_err(|e| with_path(e, "cannot read log segment", &path))?;
-    let bad = |offset: usize, reason: &'static str| Error::Corruption {
-        dir: dir.to_path_buf(),
-        segment: number,
-        offset: to_u64(offset),
-        reason,
+    let seg = SegmentCtx {
+        dir,
+        number,
+        is_last,
     };
     let expected = match out.segments.last() {
         Some(prev) => prev.number + 1,
         None => out.next_segment,
     };
     if number != expected && (out.snapshot.is_some() || !out.segments.is_empty()) {
-        return Err(Error::Corruption {
-            dir: dir.to_path_buf(),
-            segment: expected,
-            offset: 0,
-            reason: "a segment file is missing",
-        });
+        return Err(SegmentCtx {
+            number: expected,
+            ..seg
+        }
+        .bad(0, "a segment file is missing"));
     }
     let header: Header = match decode_header(FileKind::Segment, &data) {
         Ok(h) => h,
@@ -246,61 +268,75 @@ fn read_segment(
             out.next_segment = number;
             return Ok(());
         }
-        Err(HeaderError::Short) => return Err(bad(0, "segment is shorter than its header")),
-        Err(HeaderError::Bad(reason)) => return Err(bad(0, reason)),
+        Err(HeaderError::Short) => return Err(seg.bad(0, "segment is shorter than its header")),
+        Err(HeaderError::Bad(reason)) => return Err(seg.bad(0, reason)),
         Err(HeaderError::Newer(found)) => return Err(newer(&path, found)),
     };
     if header.a != number {
-        return Err(bad(0, "segment header names another segment"));
+        return Err(seg.bad(0, "segment header names another segment"));
     }
-    let first_lsn = header.b;
+    check_continuity(&seg, header.b, out)?;
+    scan_records(&seg, &data, header.b, out)
+}
+
+/// The first lsn of a segment must follow on from the segment before it, or from the
+/// snapshot, or be 0.
+fn check_continuity(seg: &SegmentCtx<'_>, first_lsn: u64, out: &Replay) -> Result<()> {
     match (out.segments.last(), &out.snapshot) {
         (Some(prev), _) if prev.end_lsn != first_lsn => {
-            return Err(bad(0, "segment does not continue the previous one"));
+            Err(seg.bad(0, "segment does not continue the previous one"))
         }
-        (None, Some(snap)) if first_lsn > snap.upto => {
-            return Err(bad(0, "records between the snapshot and this segment are missing"));
-        }
-        (None, None) if first_lsn != 0 => {
-            return Err(bad(0, "the first segment does not start the log and no snapshot covers the gap"));
-        }
-        _ => {}
+        (None, Some(snap)) if first_lsn > snap.upto => Err(seg.bad(
+            0,
+            "records between the snapshot and this segment are missing",
+        )),
+        (None, None) if first_lsn != 0 => Err(seg.bad(
+            0,
+            "the first segment does not start the log and no snapshot covers the gap",
+        )),
+        _ => Ok(()),
     }
+}
 
+/// Decodes the records after the header, keeping those at or past the snapshot's `upto`,
+/// and tells a torn tail (last segment only) from damage.
+fn scan_records(seg: &SegmentCtx<'_>, data: &[u8], first_lsn: u64, out: &mut Replay) -> Result<()> {
     let upto = out.snapshot.map_or(0, |s| s.upto);
     let mut lsn = first_lsn;
     let mut at = HEADER_LEN;
     while at < data.len() {
         match read_frame(&data[at..]) {
             Frame::Good { kind, payload, len } => {
-                let record = Record::decode(kind, payload).map_err(|e| bad(at, e.reason()))?;
+                let record = Record::decode(kind, payload).map_err(|e| seg.bad(at, e.reason()))?;
                 if lsn >= upto {
                     out.records.push(record);
                 }
                 lsn += 1;
                 at += len;
             }
-            Frame::Incomplete | Frame::Bad(_) if is_last && !any_frame_after(&data, at + 1) => {
+            Frame::Incomplete | Frame::Bad(_) if seg.is_last && !any_frame_after(data, at + 1) => {
                 out.torn = Some(Torn {
-                    segment: number,
+                    segment: seg.number,
                     offset: to_u64(at),
                     bytes: to_u64(data.len() - at),
                     whole_file: false,
                 });
                 break;
             }
-            Frame::Incomplete => return Err(bad(at, "incomplete record before the end of the log")),
-            Frame::Bad(reason) => return Err(bad(at, reason)),
+            Frame::Incomplete => {
+                return Err(seg.bad(at, "incomplete record before the end of the log"))
+            }
+            Frame::Bad(reason) => return Err(seg.bad(at, reason)),
         }
     }
     out.segments.push(SegmentFile {
-        number,
+        number: seg.number,
         first_lsn,
         end_lsn: lsn,
         bytes: to_u64(at),
     });
     out.next_lsn = out.next_lsn.max(lsn);
-    out.next_segment = number + 1;
+    out.next_segment = seg.number + 1;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! Segment files: creating one (header, fsync, directory fsync) and the writer's handle on the
 //! active one.
 //!
-//! The header layout and the `{:020}.wal` names live in [`super::format`].
+//! The header layout and the `{:020}.wal` names live in [`super::format`](mod@super::format).
 
 use std::io;
 use std::path::Path;
@@ -93,4 +93,18 @@ pub(crate) fn create(
             })
         }
     }
+}
+
+/// Opens the existing, empty (header-only) segment `number` to append to it, and fsyncs it
+/// and the directory first: the process that made it may have died before making it durable.
+pub(crate) fn reopen_empty(fs: &dyn FileSystem, dir: &Path, number: u64) -> io::Result<Active> {
+    let mut file = fs.open_append(&format::segment_path(dir, number))?;
+    file.sync()?;
+    fs.sync_dir(dir)?;
+    Ok(Active {
+        number,
+        file,
+        len: header_len(),
+        synced: header_len(),
+    })
 }

@@ -1,7 +1,7 @@
 //! Writing a snapshot: a temporary file, fsynced, renamed into place, the directory fsynced.
 //!
 //! The file is a header, the records, and a closing `End { count }` record
-//! ([`super::format`]): a snapshot without a matching end record is never trusted. Until the
+//! ([`super::format`](mod@super::format)): a snapshot without a matching end record is never trusted. Until the
 //! rename is durable, the old snapshot and segments stay authoritative; a crash before it
 //! leaves a `.snap.tmp` that the next open removes.
 

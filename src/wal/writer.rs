@@ -4,7 +4,9 @@
 //!
 //! - The writer thread owns the active segment, the next lsn and the write buffer; no other
 //!   thread touches them. Callers encode their records on their own thread and send the bytes
-//!   in a [`Request`]; each waits on its own reply channel.
+//!   in a [`Request`] over an unbounded channel; each then waits on its own one-shot
+//!   [`Reply`] slot. Every request is answered exactly once (a dropped one answers
+//!   `Error::Stopped`).
 //! - **Group commit.** The writer blocks for one request, then takes every append already
 //!   queued (up to [`MAX_GROUP_BYTES`]) without waiting: they go out in one write and, under
 //!   [`FsyncPolicy::Always`], one fsync. While that fsync runs, the next group queues up.
@@ -27,11 +29,12 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::fs::FileSystem;
 use super::options::{FsyncPolicy, Lsn};
 use super::reader::SnapshotFile;
+use super::reply::Reply;
 use super::segment::{self, Active};
 use super::sync::{self, Arc, AtomicU64, Mutex, Ordering};
 use super::{Clock, Error, Result, SystemClock};
@@ -49,32 +52,18 @@ pub(crate) enum Request {
         /// How many records `bytes` holds.
         records: u64,
         /// Where the answer goes.
-        reply: Sender<Result<Lsn>>,
+        reply: Reply<Lsn>,
     },
     /// Start a new segment if the active one has records; reply with the boundary lsn.
     Rotate {
         /// Where the answer goes.
-        reply: Sender<Result<Lsn>>,
+        reply: Reply<Lsn>,
     },
     /// Sync what is pending and stop.
     Close {
         /// Where the answer goes.
-        reply: Sender<Result<()>>,
+        reply: Reply<()>,
     },
-}
-
-impl Request {
-    /// Answers a request that came in after close.
-    fn refuse(self) {
-        match self {
-            Request::Append { reply, .. } | Request::Rotate { reply } => {
-                let _ = reply.send(Err(Error::Stopped));
-            }
-            Request::Close { reply } => {
-                let _ = reply.send(Ok(()));
-            }
-        }
-    }
 }
 
 /// A live segment, as the handle sees it.
@@ -127,7 +116,7 @@ impl Failed {
 struct Pending {
     bytes: Vec<u8>,
     records: u64,
-    reply: Sender<Result<Lsn>>,
+    reply: Reply<Lsn>,
 }
 
 /// The writer thread's state.
@@ -149,7 +138,10 @@ pub(crate) struct Writer {
 
 /// When the log must next be fsynced under `policy`, given when the oldest unsynced write
 /// went out. `None`: no timed sync is due.
-pub(crate) fn sync_deadline(policy: FsyncPolicy, unsynced_since: Option<Instant>) -> Option<Instant> {
+pub(crate) fn sync_deadline(
+    policy: FsyncPolicy,
+    unsynced_since: Option<Instant>,
+) -> Option<Instant> {
     match (policy, unsynced_since) {
         (FsyncPolicy::Interval(d), Some(t)) => t.checked_add(d),
         _ => None,
@@ -196,47 +188,49 @@ impl Writer {
                     records,
                     reply,
                 } => {
-                    let mut size = bytes.len();
                     self.group.push(Pending {
                         bytes,
                         records,
                         reply,
                     });
-                    while size < MAX_GROUP_BYTES {
-                        match rx.try_recv() {
-                            Ok(Request::Append {
-                                bytes,
-                                records,
-                                reply,
-                            }) => {
-                                size += bytes.len();
-                                self.group.push(Pending {
-                                    bytes,
-                                    records,
-                                    reply,
-                                });
-                            }
-                            Ok(other) => {
-                                next = Some(other);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
+                    next = self.gather(rx);
                     self.commit();
                 }
-                Request::Rotate { reply } => {
-                    let _ = reply.send(self.rotate_for_compaction());
-                }
+                Request::Rotate { reply } => reply.send(self.rotate_for_compaction()),
                 Request::Close { reply } => {
-                    let _ = reply.send(self.finish());
-                    while let Ok(late) = rx.try_recv() {
-                        late.refuse();
-                    }
+                    reply.send(self.finish());
+                    // Anything still queued came in after close: dropping a request answers
+                    // its caller with `Error::Stopped`.
+                    while rx.try_recv().is_ok() {}
                     return;
                 }
             }
         }
+    }
+
+    /// Adds every append already queued to the group, without waiting, up to
+    /// [`MAX_GROUP_BYTES`]. Returns the first other request met (it is served next).
+    fn gather(&mut self, rx: &Receiver<Request>) -> Option<Request> {
+        let mut size: usize = self.group.iter().map(|p| p.bytes.len()).sum();
+        while size < MAX_GROUP_BYTES {
+            match rx.try_recv() {
+                Ok(Request::Append {
+                    bytes,
+                    records,
+                    reply,
+                }) => {
+                    size += bytes.len();
+                    self.group.push(Pending {
+                        bytes,
+                        records,
+                        reply,
+                    });
+                }
+                Ok(other) => return Some(other),
+                Err(_) => return None,
+            }
+        }
+        None
     }
 
     /// Waits for the next request, running timed fsyncs meanwhile. `None` once every sender
@@ -258,7 +252,7 @@ impl Writer {
     fn commit(&mut self) {
         if let Some(failed) = &self.failed {
             for p in self.group.drain(..) {
-                let _ = p.reply.send(Err(failed.error()));
+                p.reply.send(Err(failed.error()));
             }
             return;
         }
@@ -277,7 +271,7 @@ impl Writer {
                 self.next_lsn = lsn;
                 self.publish();
                 for (p, end) in self.group.drain(..).zip(ends) {
-                    let _ = p.reply.send(Ok(Lsn(end)));
+                    p.reply.send(Ok(Lsn(end)));
                 }
                 if self.active.len >= self.segment_bytes {
                     // A failure is retried after the next group (or has failed the writer).
@@ -288,7 +282,7 @@ impl Writer {
                 self.roll_back(start, &e);
                 self.publish();
                 for p in self.group.drain(..) {
-                    let _ = p.reply.send(Err(Error::Io(io::Error::new(
+                    p.reply.send(Err(Error::Io(io::Error::new(
                         e.kind(),
                         format!("log write failed: {e}"),
                     ))));
@@ -447,26 +441,5 @@ impl Writer {
                 last.bytes = self.active.len;
             }
         }
-    }
-}
-
-#[cfg(all(test, not(lessor_loom)))]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn sync_deadline_follows_the_policy() {
-        let t = SystemClock.now();
-        let d = Duration::from_millis(5);
-        assert_eq!(sync_deadline(FsyncPolicy::Always, Some(t)), None);
-        assert_eq!(sync_deadline(FsyncPolicy::Never, Some(t)), None);
-        assert_eq!(sync_deadline(FsyncPolicy::Interval(d), None), None);
-        assert_eq!(sync_deadline(FsyncPolicy::Interval(d), Some(t)), Some(t + d));
-        assert_eq!(
-            sync_deadline(FsyncPolicy::Interval(Duration::MAX), Some(t)),
-            None
-        );
     }
 }
