@@ -31,7 +31,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         // SAFETY: forwarded unchanged.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -113,7 +116,9 @@ fn lateness(label: &str, n: i64, tick_ms: u64, ttl: impl Fn(i64) -> Duration + C
     let mut seen = vec![false; n as usize + 1];
     let mut last = base;
     while late.len() < n as usize {
-        let batch = rx.recv_timeout(Duration::from_secs(60)).expect("expiries arrive");
+        let batch = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("expiries arrive");
         let t = now();
         last = t;
         for lease in batch {
@@ -149,7 +154,11 @@ fn worker_throughput(n: i64) {
         .build()
         .unwrap();
     for i in 1..=n {
-        l.grant(LeaseId::new(i), Duration::from_secs(10) + ms((i % 1000) as u64)).unwrap();
+        l.grant(
+            LeaseId::new(i),
+            Duration::from_secs(10) + ms((i % 1000) as u64),
+        )
+        .unwrap();
     }
     l.run_expiry_once().unwrap();
     clock.advance(Duration::from_secs(10) - ms(10));
@@ -201,7 +210,10 @@ fn worker_burst(n: i64) {
 }
 
 fn promote_time(n: i64) {
-    for (label, spread) in [("same TTL, spread at 1000/s", true), ("random TTLs, no spreading", false)] {
+    for (label, spread) in [
+        ("same TTL, spread at 1000/s", true),
+        ("random TTLs, no spreading", false),
+    ] {
         let l = Lessor::builder()
             .min_ttl(ms(1))
             .primary(false)
@@ -211,7 +223,11 @@ fn promote_time(n: i64) {
             .unwrap();
         let mut rng = Rng(7);
         for i in 1..=n {
-            let ttl = if spread { 60_000 } else { 1 + rng.next() % 600_000 };
+            let ttl = if spread {
+                60_000
+            } else {
+                1 + rng.next() % 600_000
+            };
             l.grant(LeaseId::new(i), ms(ttl)).unwrap();
         }
         let t = now();
@@ -284,8 +300,11 @@ fn durable_grants(threads: usize, per_thread: i64) {
             let l = &l;
             s.spawn(move || {
                 for i in 0..per_thread {
-                    l.grant(LeaseId::new(1 + th * per_thread + i), Duration::from_secs(3600))
-                        .unwrap();
+                    l.grant(
+                        LeaseId::new(1 + th * per_thread + i),
+                        Duration::from_secs(3600),
+                    )
+                    .unwrap();
                 }
             });
         }
@@ -316,7 +335,11 @@ fn recovery(n: i64) {
         }
     }
     let t = now();
-    let l = Lessor::builder().min_ttl(ms(1)).data_dir(&dir).build().unwrap();
+    let l = Lessor::builder()
+        .min_ttl(ms(1))
+        .data_dir(&dir)
+        .build()
+        .unwrap();
     let took = t.elapsed();
     assert_eq!(l.len(), n as usize);
     println!(
@@ -331,7 +354,11 @@ fn recovery(n: i64) {
     );
     drop(l);
     let t = now();
-    let l = Lessor::builder().min_ttl(ms(1)).data_dir(&dir).build().unwrap();
+    let l = Lessor::builder()
+        .min_ttl(ms(1))
+        .data_dir(&dir)
+        .build()
+        .unwrap();
     println!(
         "recovery: {n} leases from the snapshot in {:.0} ms",
         t.elapsed().as_secs_f64() * 1000.0
@@ -341,7 +368,10 @@ fn recovery(n: i64) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let quick = std::env::args().any(|a| a == "--quick" || a == "--test");
     let want = |name: &str| args.is_empty() || args.iter().any(|a| name.contains(a.as_str()));
     let n: i64 = if quick { 100_000 } else { 1_000_000 };
@@ -357,7 +387,9 @@ fn main() {
     }
     if want("lateness") {
         lateness("same deadline", n, 10, |_| Duration::from_secs(2));
-        lateness("spread over 10 s", n, 10, |i| ms(1 + (i as u64 * 7919) % 10_000));
+        lateness("spread over 10 s", n, 10, |i| {
+            ms(1 + (i as u64 * 7919) % 10_000)
+        });
     }
     if want("durable") {
         durable_grants(1, if quick { 200 } else { 2000 });

@@ -5,5 +5,10 @@ mod map;
 mod wal;
 mod wheel;
 
-criterion_group!(benches, map::register_benches, wal::register_benches, wheel::register_benches);
+criterion_group!(
+    benches,
+    map::register_benches,
+    wal::register_benches,
+    wheel::register_benches
+);
 criterion_main!(benches);

@@ -9,10 +9,10 @@ use crate::error::{Error, Result};
 use crate::expiry::{ExpiryConfig, ExpiryMode};
 use crate::lease::MAX_TTL;
 use crate::lessor::{Durable, Inner, Lessor, Recovery};
-use crate::sync::AtomicU64;
-use crate::wal::{FsyncPolicy, Wal, WalOptions, DEFAULT_SEGMENT_BYTES};
 use crate::shard::MAX_SHARDS;
-use crate::sync::Arc;
+use crate::sync::AtomicU64;
+use crate::sync::{self, Arc};
+use crate::wal::{FsyncPolicy, Wal, WalOptions, DEFAULT_SEGMENT_BYTES};
 
 /// etcd's request size limit, the default largest key: 1.5 MiB.
 pub const DEFAULT_MAX_KEY_SIZE: usize = 1536 * 1024;
@@ -118,7 +118,7 @@ impl LessorBuilder {
             revoke_rate: 1000,
             max_key_size: DEFAULT_MAX_KEY_SIZE,
             primary: true,
-            clock: Arc::new(SystemClock),
+            clock: sync::arc_from_std(std::sync::Arc::new(SystemClock)),
             system_clock: true,
             range_deleter: None,
             expiry_mode: ExpiryMode::Notify,
@@ -231,7 +231,7 @@ impl LessorBuilder {
     /// ```
     pub fn clock<C: Clock>(mut self, clock: C) -> Self {
         self.system_clock = std::any::TypeId::of::<C>() == std::any::TypeId::of::<SystemClock>();
-        self.clock = Arc::new(clock);
+        self.clock = sync::arc_from_std(std::sync::Arc::new(clock));
         self
     }
 
@@ -250,7 +250,7 @@ impl LessorBuilder {
     /// # Ok::<(), lessor::Error>(())
     /// ```
     pub fn range_deleter(mut self, deleter: impl RangeDeleter) -> Self {
-        self.range_deleter = Some(Arc::new(deleter));
+        self.range_deleter = Some(sync::arc_from_std(std::sync::Arc::new(deleter)));
         self
     }
 
@@ -450,10 +450,20 @@ impl LessorBuilder {
             );
         }
         if self.segment_bytes == 0 || self.compact_min_bytes == 0 {
-            return invalid("log_sizes", "segment and compaction sizes must be at least 1 byte");
+            return invalid(
+                "log_sizes",
+                "segment and compaction sizes must be at least 1 byte",
+            );
         }
-        if self.checkpoint_rate == 0 || self.checkpoint_interval.is_some_and(|i| i < Duration::from_millis(1)) {
-            return invalid("checkpoints", "the interval must be at least 1 ms and the rate at least 1 a second");
+        if self.checkpoint_rate == 0
+            || self
+                .checkpoint_interval
+                .is_some_and(|i| i < Duration::from_millis(1))
+        {
+            return invalid(
+                "checkpoints",
+                "the interval must be at least 1 ms and the rate at least 1 a second",
+            );
         }
         if self.max_key_size == 0 {
             return invalid("max_key_size", "must be at least 1 byte");

@@ -250,7 +250,9 @@ impl TimeBase {
             let ns = coarse::precise_ns();
             // `base` was read just before: count from it so the two never disagree by more
             // than the time between the reads, which the coarse lag's spare millisecond covers.
-            ns.saturating_sub(u64::try_from(clock.now().saturating_duration_since(base).as_nanos()).unwrap_or(0))
+            ns.saturating_sub(
+                u64::try_from(clock.now().saturating_duration_since(base).as_nanos()).unwrap_or(0),
+            )
         });
         #[cfg(not(target_os = "linux"))]
         let _ = system;
@@ -356,7 +358,10 @@ mod tests {
             early += usize::from(ceil < before);
             assert!(ceil - floor <= 35);
         }
-        assert!(early < 500, "the coarse ceiling was behind the precise clock {early} times");
+        assert!(
+            early < 500,
+            "the coarse ceiling was behind the precise clock {early} times"
+        );
     }
 
     #[test]

@@ -36,6 +36,9 @@ mod clock;
 mod deleter;
 mod error;
 mod expiry;
+#[cfg(any(fuzzing, test))]
+#[doc(hidden)]
+pub mod fuzz;
 mod lease;
 mod lessor;
 mod radix;

@@ -5,7 +5,11 @@
 /// Sorts `v` stably by `key`, 11 bits a pass, over only the bits the keys use: keys are
 /// rebased on the smallest, so a million TTLs within an hour of each other take two passes.
 /// `scratch` is working space, reused across calls to spare the allocation.
-pub(crate) fn radix_sort_by<T: Copy>(v: &mut Vec<T>, scratch: &mut Vec<T>, key: impl Fn(&T) -> u64) {
+pub(crate) fn radix_sort_by<T: Copy>(
+    v: &mut Vec<T>,
+    scratch: &mut Vec<T>,
+    key: impl Fn(&T) -> u64,
+) {
     const BITS: u32 = 11;
     const MASK: u64 = (1 << BITS) - 1;
     let Some(min) = v.iter().map(&key).min() else {

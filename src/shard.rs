@@ -19,10 +19,10 @@ use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 
 use crossbeam_utils::CachePadded;
-use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use hashbrown::{HashMap, HashTable};
 
 use crate::lease::{LeaseId, LeaseRecord};
-use crate::sync::{self, RwLock};
+use crate::sync::{self, HashBuilder, RwLock};
 
 /// The most shards a map may have (the index comes from 16 bits of the hash).
 pub(crate) const MAX_SHARDS: usize = 1 << 16;
@@ -134,7 +134,7 @@ impl LeaseShard {
     /// Inserts a record for an id that is known to be absent.
     pub(crate) fn insert_new(
         &mut self,
-        hasher: &DefaultHashBuilder,
+        hasher: &HashBuilder,
         hash: u64,
         id: LeaseId,
         rec: LeaseRecord,
@@ -206,7 +206,7 @@ impl KeyShard {
     /// `may_take(o)` (the caller holds `o`'s stripe).
     pub(crate) fn assign(
         &mut self,
-        hasher: &DefaultHashBuilder,
+        hasher: &HashBuilder,
         hash: u64,
         key: &[u8],
         id: LeaseId,

@@ -50,3 +50,27 @@ pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
         Err(poisoned) => poisoned.into_inner(),
     }
 }
+
+/// Puts a std `Arc` (which coerces to `Arc<dyn Trait>`, as loom's cannot) in the shim's `Arc`.
+#[cfg(not(lessor_loom))]
+pub(crate) fn arc_from_std<T: ?Sized>(a: std::sync::Arc<T>) -> Arc<T> {
+    a
+}
+
+/// Puts a std `Arc` (which coerces to `Arc<dyn Trait>`, as loom's cannot) in the shim's `Arc`.
+#[cfg(lessor_loom)]
+pub(crate) fn arc_from_std<T: ?Sized>(a: std::sync::Arc<T>) -> Arc<T> {
+    Arc::from_std(a)
+}
+
+/// Hashes lease ids and keys (and so picks shards and stripes). Randomly seeded normally;
+/// fixed under loom, whose exploration replays each execution and needs every one to take
+/// the same shards and stripes, in the same order.
+#[cfg(not(lessor_loom))]
+pub(crate) type HashBuilder = hashbrown::DefaultHashBuilder;
+
+/// Hashes lease ids and keys (and so picks shards and stripes). Randomly seeded normally;
+/// fixed under loom, whose exploration replays each execution and needs every one to take
+/// the same shards and stripes, in the same order.
+#[cfg(lessor_loom)]
+pub(crate) type HashBuilder = std::hash::BuildHasherDefault<std::hash::DefaultHasher>;

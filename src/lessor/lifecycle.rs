@@ -6,12 +6,12 @@ use super::{Inner, Lessor};
 use crate::clock::ceil_ms;
 use crate::error::{Error, Result};
 use crate::lease::{
-    deadline_of, finite_deadline, Lease, LeaseId, LeaseRecord, Remaining, EXPIRED, SPECIAL,
-    FOREVER, MAX_TTL,
+    deadline_of, finite_deadline, Lease, LeaseId, LeaseRecord, Remaining, EXPIRED, FOREVER,
+    MAX_TTL, SPECIAL,
 };
 use crate::shard::{Filing, Key, LeaseShard};
-use crate::wal::Record;
 use crate::sync::Ordering;
+use crate::wal::Record;
 
 impl Lessor {
     /// Grants lease `id` for `ttl` (raised to the minimum TTL), etcd's `Grant`.
@@ -301,10 +301,12 @@ impl Inner {
         }
         self.log(|| vec![Record::Revoke { id: id.get() }])?;
         let keys: Vec<Key> = self.leases.write(idx, |s| {
-            Ok::<_, Error>(s.extras
-                .get_mut(&id)
-                .map(|e| std::mem::take(&mut e.keys).into_iter().collect())
-                .unwrap_or_default())
+            Ok::<_, Error>(
+                s.extras
+                    .get_mut(&id)
+                    .map(|e| std::mem::take(&mut e.keys).into_iter().collect())
+                    .unwrap_or_default(),
+            )
         })?;
         let mut txn = self.range_deleter.as_ref().map(|rd| rd.begin());
         if let Some(txn) = txn.as_mut() {

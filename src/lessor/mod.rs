@@ -35,7 +35,6 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 use crossbeam_utils::CachePadded;
-use hashbrown::DefaultHashBuilder;
 
 use crate::builder::LessorBuilder;
 use crate::clock::TimeBase;
@@ -45,7 +44,7 @@ use crate::expiry::runner::Runner;
 use crate::expiry::{ExpiryConfig, ExpiryWorker};
 use crate::lease::{Lease, LeaseId};
 use crate::shard::{KeyShard, LeaseShard, Shards};
-use crate::sync::{self, Arc, AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::sync::{self, Arc, AtomicBool, AtomicU64, HashBuilder, Mutex, MutexGuard, Ordering};
 
 /// The number of stripe locks that order changes to a lease's keys and life.
 pub(super) const STRIPES: usize = 256;
@@ -82,7 +81,7 @@ pub struct Lessor {
 /// The state shared by the handle and the expiry thread.
 pub(crate) struct Inner {
     pub(crate) time: TimeBase,
-    pub(crate) hasher: DefaultHashBuilder,
+    pub(crate) hasher: HashBuilder,
     pub(crate) leases: Shards<LeaseShard>,
     pub(crate) keys: Shards<KeyShard>,
     stripes: Box<[CachePadded<Mutex<()>>]>,
@@ -344,7 +343,7 @@ impl Inner {
     ) -> Self {
         Inner {
             time,
-            hasher: DefaultHashBuilder::default(),
+            hasher: HashBuilder::default(),
             leases: Shards::new(shards),
             keys: Shards::new(shards),
             stripes: (0..STRIPES)

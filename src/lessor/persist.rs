@@ -107,7 +107,9 @@ impl Inner {
                 Record::Revoke { id } => {
                     let id = LeaseId::new(*id);
                     let h = self.hash_id(id);
-                    if let Some((_, extra)) = self.leases.write(self.leases.index(h), |s| s.remove(h, id)) {
+                    if let Some((_, extra)) =
+                        self.leases.write(self.leases.index(h), |s| s.remove(h, id))
+                    {
                         for key in &extra.keys {
                             let kh = self.hash_key(key);
                             self.keys
@@ -174,10 +176,11 @@ impl Inner {
             return Ok(false);
         };
         let stats = d.wal.stats();
-        let live = d
-            .live_bytes
-            .load(Ordering::Relaxed)
-            .max(u64::try_from(self.len()).unwrap_or(u64::MAX).saturating_mul(24));
+        let live = d.live_bytes.load(Ordering::Relaxed).max(
+            u64::try_from(self.len())
+                .unwrap_or(u64::MAX)
+                .saturating_mul(24),
+        );
         if stats.segment_bytes < d.compact_min_bytes.max(live.saturating_mul(2)) {
             return Ok(false);
         }
@@ -244,7 +247,9 @@ impl Inner {
         let Some(interval) = d.checkpoint_interval else {
             return Ok(0);
         };
-        if !self.primary.load(Ordering::Acquire) || now_ms < d.next_checkpoint_ms.load(Ordering::Relaxed) {
+        if !self.primary.load(Ordering::Acquire)
+            || now_ms < d.next_checkpoint_ms.load(Ordering::Relaxed)
+        {
             return Ok(0);
         }
         let interval_ms = crate::clock::ceil_ms(interval);
@@ -331,11 +336,17 @@ mod tests {
         l.attach(id(1), ["a"]).unwrap();
 
         fs.fail_nth(Op::Write, 1);
-        assert!(matches!(l.grant(id(2), Duration::from_secs(10)), Err(Error::Io(_))));
+        assert!(matches!(
+            l.grant(id(2), Duration::from_secs(10)),
+            Err(Error::Io(_))
+        ));
         assert!(l.lookup(id(2)).is_none(), "a refused grant leaves no lease");
         fs.fail_nth(Op::Sync, 1);
         assert!(matches!(l.revoke(id(1)), Err(Error::Io(_))));
-        assert!(l.lookup(id(1)).is_some(), "a refused revoke leaves the lease");
+        assert!(
+            l.lookup(id(1)).is_some(),
+            "a refused revoke leaves the lease"
+        );
         fs.fail_nth(Op::Write, 1);
         assert!(matches!(l.attach(id(1), ["b"]), Err(Error::Io(_))));
         assert_eq!(l.get_lease("b"), LeaseId::NONE);
@@ -394,17 +405,26 @@ mod tests {
             .iter()
             .map(|name| mem.read(&dir.join(name)).map_or(0, |b| b.len()))
             .sum();
-        let leases: Vec<(LeaseId, Vec<Vec<u8>>)> =
-            l.leases().into_iter().map(|x| (x.id(), x.keys().to_vec())).collect();
+        let leases: Vec<(LeaseId, Vec<Vec<u8>>)> = l
+            .leases()
+            .into_iter()
+            .map(|x| (x.id(), x.keys().to_vec()))
+            .collect();
         drop(l);
         let l = open(&FailingFs::new(mem.crashed()));
-        let again: Vec<(LeaseId, Vec<Vec<u8>>)> =
-            l.leases().into_iter().map(|x| (x.id(), x.keys().to_vec())).collect();
+        let again: Vec<(LeaseId, Vec<Vec<u8>>)> = l
+            .leases()
+            .into_iter()
+            .map(|x| (x.id(), x.keys().to_vec()))
+            .collect();
         let mut a = leases.clone();
         let mut b = again;
         a.sort();
         b.sort();
         assert_eq!(a, b);
-        assert!(bytes < 200_000, "the log stays bounded under churn: {bytes} bytes");
+        assert!(
+            bytes < 200_000,
+            "the log stays bounded under churn: {bytes} bytes"
+        );
     }
 }

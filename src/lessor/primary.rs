@@ -116,10 +116,15 @@ impl Inner {
         radix_sort_by(&mut pile, &mut scratch, |p| p.0);
         let live = pile.partition_point(|p| p.0 != NOT_LIVE);
         let mut moved = 0usize;
-        spread_expiries(&mut pile[..live], |p| p.0, self.revoke_rate, |p, new| {
-            p.0 = new;
-            moved += 1;
-        });
+        spread_expiries(
+            &mut pile[..live],
+            |p| p.0,
+            self.revoke_rate,
+            |p, new| {
+                p.0 = new;
+                moved += 1;
+            },
+        );
         if moved == 0 {
             return;
         }
@@ -193,7 +198,13 @@ fn remaining_of(s: &LeaseShard, id: LeaseId, rec: &LeaseRecord) -> u64 {
 }
 
 /// Sets a lease's promoted deadline; returns its remaining TTL (ms), or `None` if it is not live.
-fn refresh(s: &LeaseShard, id: LeaseId, rec: &LeaseRecord, now: u64, extend_ms: u64) -> Option<u64> {
+fn refresh(
+    s: &LeaseShard,
+    id: LeaseId,
+    rec: &LeaseRecord,
+    now: u64,
+    extend_ms: u64,
+) -> Option<u64> {
     let remaining = remaining_of(s, id, rec).saturating_add(extend_ms);
     let mut cur = rec.load();
     loop {

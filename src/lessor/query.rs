@@ -138,8 +138,9 @@ impl Inner {
     pub(crate) fn key_count(&self) -> usize {
         (0..self.leases.len())
             .map(|i| {
-                self.leases
-                    .read(i, |s| s.extras.values().map(|e| e.keys.len()).sum::<usize>())
+                self.leases.read(i, |s| {
+                    s.extras.values().map(|e| e.keys.len()).sum::<usize>()
+                })
             })
             .sum()
     }

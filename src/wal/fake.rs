@@ -17,6 +17,9 @@
 //!   sync, truncate, rename and remove fails and writes nothing), or hold every file sync until
 //!   a gate drops ([`FailingFs::hold_syncs`]).
 
+// The fuzz entry points use only part of the fakes.
+#![cfg_attr(fuzzing, allow(dead_code))]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};

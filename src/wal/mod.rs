@@ -42,7 +42,7 @@
 //!   `super::…` (the benches compile these files outside the crate with their own imports).
 //!   The tests live in `tests/` for the same reason.
 
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 pub(crate) mod fake;
 mod format;
 mod fs;
@@ -59,7 +59,9 @@ mod writer;
 mod tests;
 
 #[cfg(test)]
-pub(crate) use self::fs::{shared_fs, FileSystem, StdFs};
+pub(crate) use self::fs::StdFs;
+#[cfg(any(test, fuzzing))]
+pub(crate) use self::fs::{shared_fs, FileSystem};
 pub(crate) use self::log::Wal;
 pub use self::options::FsyncPolicy;
 #[cfg(test)]

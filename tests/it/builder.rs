@@ -17,7 +17,9 @@ fn field_of(b: LessorBuilder) -> &'static str {
 }
 
 fn base() -> LessorBuilder {
-    Lessor::builder().clock(ManualClock::new()).expiry_thread(false)
+    Lessor::builder()
+        .clock(ManualClock::new())
+        .expiry_thread(false)
 }
 
 #[test]

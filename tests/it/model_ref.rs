@@ -34,7 +34,7 @@ use lessor::{ExpiryMode, Remaining, MAX_TTL};
 pub(crate) const MAX_KEY: usize = 8;
 
 /// The engine's "forever" deadline, as the model orders it (after every finite deadline).
-const FOREVER: u64 = u64::MAX;
+pub(crate) const FOREVER: u64 = u64::MAX;
 
 /// A key of [`KEYS`]; shown as text in failure traces.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub(crate) struct MLease {
     seq: u64,
     ttl_ms: u64,
     /// Engine ms; [`FOREVER`] while not primary.
-    deadline: u64,
+    pub(crate) deadline: u64,
     keys: BTreeSet<Vec<u8>>,
     /// Delivered as expired (notify mode), not revoked since.
     expired: bool,

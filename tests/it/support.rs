@@ -31,7 +31,10 @@ pub(crate) fn bytes(keys: &[&str]) -> Vec<Vec<u8>> {
 /// A builder driven by a fresh manual clock, and the clock.
 pub(crate) fn builder() -> (ManualClock, LessorBuilder) {
     let clock = ManualClock::new();
-    (clock.clone(), Lessor::builder().clock(clock).expiry_thread(false))
+    (
+        clock.clone(),
+        Lessor::builder().clock(clock).expiry_thread(false),
+    )
 }
 
 /// A primary lessor with the default options on a manual clock.
