@@ -87,3 +87,48 @@ impl<T> Answer<T> {
         }
     }
 }
+
+/// The group-commit acknowledgement under loom: every interleaving of the writer answering
+/// (or dropping the request) and the caller waiting ends with the caller holding exactly the
+/// writer's answer, never hanging. Run by `scripts/loom`.
+#[cfg(all(test, lessor_loom))]
+mod loom_models {
+    use super::oneshot;
+    use crate::error::Error;
+
+    #[test]
+    fn the_caller_gets_the_answer_whatever_the_interleaving() {
+        loom::model(|| {
+            let (reply, answer) = oneshot::<u64>();
+            let writer = loom::thread::spawn(move || reply.send(Ok(7)));
+            assert_eq!(answer.wait().ok(), Some(7));
+            writer.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn a_dropped_request_answers_stopped() {
+        loom::model(|| {
+            let (reply, answer) = oneshot::<u64>();
+            let writer = loom::thread::spawn(move || drop(reply));
+            assert!(matches!(answer.wait(), Err(Error::Stopped)));
+            writer.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn two_callers_of_one_group_each_get_their_own_answer() {
+        loom::model(|| {
+            let (r1, a1) = oneshot::<u64>();
+            let (r2, a2) = oneshot::<u64>();
+            let writer = loom::thread::spawn(move || {
+                r2.send(Ok(2));
+                r1.send(Ok(1));
+            });
+            let other = loom::thread::spawn(move || a2.wait().ok());
+            assert_eq!(a1.wait().ok(), Some(1));
+            assert_eq!(other.join().unwrap(), Some(2));
+            writer.join().unwrap();
+        });
+    }
+}
