@@ -275,6 +275,12 @@ impl TimeBase {
         ceil_ms(self.clock.now().saturating_duration_since(self.base))
     }
 
+    /// Milliseconds elapsed, rounded down and up, from one precise reading.
+    pub(crate) fn now_ms_precise(&self) -> (u64, u64) {
+        let d = self.clock.now().saturating_duration_since(self.base);
+        (floor_ms(d), ceil_ms(d))
+    }
+
     /// For hot paths, from one coarse reading: a time no later than now (ms, rounded down:
     /// "has this deadline passed" compares against it) and one no earlier than now (ms, rounded
     /// up: new deadlines start from it).

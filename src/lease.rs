@@ -298,15 +298,17 @@ pub(crate) fn finite_deadline(ms: u64) -> u64 {
     ms.min(FOREVER - 1)
 }
 
-/// What a lookup reports for a state word at engine time `now_ms`.
-pub(crate) fn remaining_of(word: u64, now_ms: u64) -> Remaining {
+/// What a lookup reports for a state word when "now" is between `floor` and `ceil` (engine ms,
+/// rounded down and up): time left is measured from `ceil`, so it never exceeds the TTL; a
+/// lease is overdue only once `floor` has reached its deadline.
+pub(crate) fn remaining_of(word: u64, floor: u64, ceil: u64) -> Remaining {
     let deadline = deadline_of(word);
     if deadline == FOREVER {
         Remaining::Forever
-    } else if deadline > now_ms {
-        Remaining::Left(Duration::from_millis(deadline - now_ms))
+    } else if deadline > floor {
+        Remaining::Left(Duration::from_millis(deadline.saturating_sub(ceil)))
     } else {
-        Remaining::Overdue(Duration::from_millis(now_ms - deadline))
+        Remaining::Overdue(Duration::from_millis(floor - deadline))
     }
 }
 
@@ -356,14 +358,16 @@ mod tests {
 
     #[test]
     fn remaining_reports() {
-        assert_eq!(remaining_of(FOREVER, 5), Remaining::Forever);
+        assert_eq!(remaining_of(FOREVER, 5, 5), Remaining::Forever);
+        // Less than a millisecond before the deadline: not overdue yet.
+        assert_eq!(remaining_of(10, 9, 10), Remaining::Left(Duration::ZERO));
         assert_eq!(
-            remaining_of(10 | EXPIRED, 15),
+            remaining_of(10 | EXPIRED, 15, 15),
             Remaining::Overdue(Duration::from_millis(5))
         );
-        assert_eq!(remaining_of(10, 10), Remaining::Overdue(Duration::ZERO));
+        assert_eq!(remaining_of(10, 10, 10), Remaining::Overdue(Duration::ZERO));
         assert_eq!(
-            remaining_of(10 | CHECKPOINTED, 4),
+            remaining_of(10 | CHECKPOINTED, 4, 4),
             Remaining::Left(Duration::from_millis(6))
         );
     }

@@ -378,7 +378,7 @@ fn examine(
         let lease = |word| Lease {
             id: f.id,
             ttl: Duration::from_millis(rec.ttl_ms),
-            remaining: remaining_of(word, now_ms),
+            remaining: remaining_of(word, now_ms, now_ms),
             keys: if s.extras.is_empty() {
                 Vec::new()
             } else {

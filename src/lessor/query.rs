@@ -95,23 +95,23 @@ impl Lessor {
 impl Inner {
     pub(crate) fn lookup(&self, id: LeaseId) -> Option<Lease> {
         let h = self.hash_id(id);
-        // Deadlines start from "now" rounded up, so measure from it too: a fresh lease shows
-        // exactly its TTL left, never a millisecond more.
-        let now = self.time.now_ms_ceil();
+        // Deadlines start from "now" rounded up, so time left is measured from it too: a
+        // fresh lease shows exactly its TTL left, never a millisecond more.
+        let (floor, ceil) = self.time.now_ms_precise();
         self.leases.read(self.leases.index(h), |s| {
             let rec = s.get(h, id)?;
             let word = rec.load();
             LeaseRecord::is_live(word).then(|| Lease {
                 id,
                 ttl: Duration::from_millis(rec.ttl_ms),
-                remaining: remaining_of(word, now),
+                remaining: remaining_of(word, floor, ceil),
                 keys: s.keys_of(id),
             })
         })
     }
 
     pub(crate) fn leases(&self) -> Vec<Lease> {
-        let now = self.time.now_ms_ceil();
+        let (floor, ceil) = self.time.now_ms_precise();
         let mut all: Vec<(u64, u64, Lease)> = Vec::with_capacity(self.len());
         for i in 0..self.leases.len() {
             self.leases.read(i, |s| {
@@ -123,7 +123,7 @@ impl Inner {
                     let lease = Lease {
                         id: *id,
                         ttl: Duration::from_millis(rec.ttl_ms),
-                        remaining: remaining_of(word, now),
+                        remaining: remaining_of(word, floor, ceil),
                         keys: s.keys_of(*id),
                     };
                     all.push((crate::lease::deadline_of(word), rec.seq, lease));

@@ -151,28 +151,30 @@ impl Model {
         }
     }
 
-    fn remaining(&self, deadline: u64, now: u64) -> Remaining {
+    /// The engine measures time left from "now" rounded up (so it never exceeds the TTL) and
+    /// calls a lease overdue only once "now" rounded down has reached its deadline.
+    fn remaining(&self, deadline: u64, floor: u64, ceil: u64) -> Remaining {
         if deadline == FOREVER {
             Remaining::Forever
-        } else if deadline > now {
-            Remaining::Left(Duration::from_millis(deadline - now))
+        } else if deadline > floor {
+            Remaining::Left(Duration::from_millis(deadline.saturating_sub(ceil)))
         } else {
-            Remaining::Overdue(Duration::from_millis(now - deadline))
+            Remaining::Overdue(Duration::from_millis(floor - deadline))
         }
     }
 
-    fn view_at(&self, id: i64, l: &MLease, now: u64) -> View {
+    fn view_at(&self, id: i64, l: &MLease, floor: u64, ceil: u64) -> View {
         (
             id,
             Duration::from_millis(l.ttl_ms),
-            self.remaining(l.deadline, now),
+            self.remaining(l.deadline, floor, ceil),
             l.keys.iter().cloned().collect(),
         )
     }
 
     pub(crate) fn lookup(&self, id: i64) -> Option<View> {
         let l = self.leases.get(&id)?;
-        Some(self.view_at(id, l, self.ceil()))
+        Some(self.view_at(id, l, self.floor(), self.ceil()))
     }
 
     pub(crate) fn leases(&self) -> Vec<View> {
@@ -341,7 +343,7 @@ impl Model {
             if !(redeliver || newly) {
                 continue;
             }
-            let v = self.view_at(id, l, now);
+            let v = self.view_at(id, l, now, now);
             let deadline = l.deadline;
             match self.mode {
                 ExpiryMode::Revoke => {
