@@ -1,0 +1,95 @@
+//! A counting global allocator: the bytes live on the heap, for "memory per lease".
+//!
+//! # Ground rules
+//!
+//! - Every call is forwarded unchanged to the system allocator; the wrapper only adds the
+//!   requested sizes to (and subtracts them from) one relaxed atomic. It counts requested
+//!   bytes, not the allocator's rounding or its metadata, so the figure is what the data
+//!   structures ask for.
+//! - The count is process-wide: a measurement ([`live`] before and after building N leases)
+//!   is meaningful only while no other thread allocates much. The harness measures while its
+//!   own workers are idle; an engine's background thread (lessor's expiry thread, the
+//!   reference lessor's checker) counts as the engine's, which is what we want.
+//!
+//! This module is the only `unsafe` code in the crate: implementing `GlobalAlloc` requires it.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+/// The counting allocator, installed for the whole `lessor` binary.
+#[derive(Debug)]
+struct Counting;
+
+/// Bytes requested and not yet freed.
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// `n` as a signed byte delta (no allocation comes near `isize::MAX`: `Layout` forbids it).
+#[inline]
+fn signed(n: usize) -> isize {
+    isize::try_from(n).unwrap_or(isize::MAX)
+}
+
+// SAFETY: (1) every method forwards its arguments unchanged to `System`, which upholds the
+// `GlobalAlloc` contract; (2) the only extra work is a relaxed atomic add, which neither
+// allocates nor panics, so no re-entrancy or unwinding crosses the allocator boundary.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: (1) our caller upholds `alloc`'s contract for `layout` (non-zero size), and
+        // we pass the same layout on.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(signed(layout.size()), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: (1) as in `alloc`: the caller's layout, passed on unchanged.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(signed(layout.size()), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: (1) `ptr` was returned by this allocator (so by `System`) for `layout`, as
+        // our caller guarantees.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(signed(layout.size()), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: (1) `ptr` came from `System` with `layout` and `new_size` is valid for it,
+        // as our caller guarantees; passed on unchanged.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE.fetch_add(signed(new_size) - signed(layout.size()), Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+/// Heap bytes live right now (requested sizes), process-wide.
+pub(crate) fn live() -> isize {
+    LIVE.load(Ordering::SeqCst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::live;
+
+    #[test]
+    fn counts_a_large_allocation() {
+        // Other tests allocate concurrently: use a size far above their noise.
+        let before = live();
+        let v: Vec<u8> = vec![1; 256 << 20];
+        let during = live();
+        assert!(during - before >= (200 << 20), "{before} -> {during}");
+        drop(v);
+    }
+}

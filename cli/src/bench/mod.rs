@@ -1,0 +1,36 @@
+//! `lessor bench`: a benchmark harness for lease and session-TTL workloads.
+//!
+//! Every scenario runs, in the same process and the same run, against three targets:
+//!
+//! - **lessor** ([`target`]), as its builder makes it, with its expiry thread running;
+//! - **the etcd-style reference** ([`baseline`]): one mutex around a hash map and a binary heap,
+//!   a checker thread that scans every 500 ms and hands out at most 1000 leases/s, i.e. the
+//!   design of etcd's own lessor, which is what most people would reach for instead;
+//! - **the floor** ([`floor`]) for the map operations: a bare `hashbrown::HashMap` per thread,
+//!   the cost of the operation with nothing else around it.
+//!
+//! Each run reports throughput, sampled latency percentiles (HDR histogram, [`stats`]), memory
+//! per lease (a counting global allocator, [`alloc`]), expiry lateness, and sanity checks that
+//! compare the harness's own counts with what the engine shows ([`outcome`]), as a table or one
+//! JSON object per run ([`report`]), optionally with an SVG ([`plot`]).
+//!
+//! Files: [`args`] (command line and plan), [`mod@run`] (orchestration), [`scenario`] (one file per
+//! workload, plus the threaded driver), [`rng`] (seeded randomness and the id layout),
+//! [`progress`] (the progress bar).
+
+mod alloc;
+mod args;
+mod baseline;
+mod floor;
+mod outcome;
+mod plot;
+mod progress;
+mod report;
+mod rng;
+mod run;
+mod scenario;
+mod stats;
+mod target;
+
+pub(crate) use self::args::BenchArgs;
+pub(crate) use self::run::run;

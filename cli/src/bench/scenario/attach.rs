@@ -1,0 +1,121 @@
+//! `attach`: attaching K fresh keys per call to leases among N.
+//!
+//! Each round builds a target holding leases `1..=N` without keys (untimed), then every thread
+//! walks its own leases in a shuffled order and attaches `--keys-per-lease` (at least 1) fresh
+//! keys to each, one call per lease. Floor: one hashbrown insert per key into a key map (the
+//! keys are boxed byte strings, as a real key map holds). Check, per round: every key of every
+//! attach that succeeded maps back to its lease.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use super::common::{build_prefilled, Ctx, Measurement, Rounds};
+use super::driver::{run_threads, Body, Deadline, CHECK_EVERY};
+use crate::bench::outcome::Outcome;
+use crate::bench::rng::{ids_of, Rng};
+use crate::bench::stats::Sampler;
+use crate::bench::target::{key, keys_into, Ops, Target};
+
+/// One thread's attaches, in the order given.
+struct Attaches<'c, 'p> {
+    ctx: &'c Ctx<'p>,
+    orders: &'c [Vec<i64>],
+}
+
+impl Body for Attaches<'_, '_> {
+    /// (attaches tried, attaches that found their lease).
+    type Out = (u64, u64);
+
+    fn run<W: Ops>(&self, t: usize, w: &mut W, s: &mut Sampler, deadline: Deadline) -> (u64, u64) {
+        let mut buf = Vec::with_capacity(self.ctx.keys);
+        let (mut done, mut ok) = (0, 0);
+        for chunk in self.orders[t].chunks(CHECK_EVERY as usize) {
+            for &id in chunk {
+                keys_into(&mut buf, id, self.ctx.keys);
+                ok += u64::from(s.op(|| w.attach(id, &buf)));
+            }
+            done += chunk.len() as u64;
+            if deadline.passed() {
+                break;
+            }
+        }
+        (done, ok)
+    }
+}
+
+/// `attach` on one target, measured in slices.
+pub(crate) struct Run<'c, 'p, T> {
+    ctx: &'c Ctx<'p>,
+    out: Outcome,
+    target: PhantomData<T>,
+}
+
+impl<'c, 'p, T: Target> Run<'c, 'p, T> {
+    /// Nothing is built until the first slice: every round builds its own target.
+    pub(crate) fn new(ctx: &'c Ctx<'p>) -> Self {
+        Run {
+            ctx,
+            out: Outcome::default(),
+            target: PhantomData,
+        }
+    }
+}
+
+impl<T: Target> Measurement for Run<'_, '_, T> {
+    fn label(&self) -> &'static str {
+        T::LABEL
+    }
+
+    fn slice(&mut self, budget: Duration) -> Duration {
+        let (ctx, out) = (self.ctx, &mut self.out);
+        let mut rounds = Rounds::new(budget);
+        loop {
+            let orders: Vec<Vec<i64>> = (0..ctx.threads)
+                .map(|t| {
+                    let mut ids = ids_of(t, ctx.threads, 0, ctx.n);
+                    Rng::new(ctx.seed ^ out.rounds, 2000 + t as u64).shuffle(&mut ids);
+                    ids
+                })
+                .collect();
+            let (target, bytes) = build_prefilled::<T>(ctx, true, 0);
+            if out.rounds == 0 {
+                out.bytes_per_lease = bytes;
+            }
+            ctx.say(T::LABEL, "measuring");
+            let body = Attaches {
+                ctx,
+                orders: &orders,
+            };
+            let timed = run_threads(&target, ctx.threads, Some(rounds.left()), &body);
+            let (mut ops, mut ok, mut found) = (0, 0, 0);
+            for (order, (done, attached)) in orders.iter().zip(&timed.outs) {
+                ops += done;
+                ok += attached;
+                for &id in &order[..*done as usize] {
+                    found += (0..ctx.keys)
+                        .filter(|&j| target.owner(&key(id, j)) == Some(id))
+                        .count() as u64;
+                }
+            }
+            out.ops += ops;
+            out.errors += ops - ok;
+            out.latency.merge(&timed.latency);
+            out.elapsed += timed.elapsed;
+            out.rounds += 1;
+            rounds.record(timed.elapsed);
+            out.check(
+                "keys that map back to their lease = attaches x K",
+                ok * ctx.keys as u64,
+                found,
+            );
+            drop(target);
+            if rounds.done() {
+                return rounds.timed;
+            }
+        }
+    }
+
+    fn finish(self: Box<Self>) -> Outcome {
+        self.out
+    }
+}

@@ -1,0 +1,208 @@
+//! What every scenario shares: the run context ([`Ctx`]), each lease's TTL, building a target
+//! holding N leases while counting its memory ([`build_prefilled`]), the loop control of
+//! scenarios that rebuild their target between measured rounds ([`Rounds`]), and the
+//! interleaving of the targets' measurements ([`interleave`]).
+//!
+//! # Interleaving
+//!
+//! The map scenarios (and promote) do not measure lessor for the whole duration, then the
+//! reference, then the floor: a burst of load from another process would land on one of them
+//! and skew the ratio. They take turns instead, [`SLICES`] slices each of duration/SLICES
+//! (L B F L B F ...), and each target's figures add up its slices. Load that comes and goes
+//! then falls on all of them alike, which is what lets a ratio hold on a busy machine.
+
+use std::time::{Duration, Instant};
+
+use super::driver::{run_threads, Body, Deadline};
+use crate::bench::alloc;
+use crate::bench::args::TtlDist;
+use crate::bench::outcome::Outcome;
+use crate::bench::progress::Progress;
+use crate::bench::rng::{count_of, hash64, id_of};
+use crate::bench::stats::{now, Sampler};
+use crate::bench::target::{keys_into, Ops, Target, TargetConfig};
+
+/// At most this many rounds per slice, however small the rounds are.
+const MAX_ROUNDS: u64 = 500;
+
+/// Each target's duration is measured in this many interleaved slices.
+pub(crate) const SLICES: u32 = 4;
+
+/// One run's parameters, at one lease count.
+#[derive(Debug)]
+pub(crate) struct Ctx<'a> {
+    /// Leases (sessions).
+    pub(crate) n: u64,
+    /// Worker threads.
+    pub(crate) threads: usize,
+    /// Time per measurement.
+    pub(crate) duration: Duration,
+    /// TTL distribution.
+    pub(crate) ttl: TtlDist,
+    /// Keys per lease.
+    pub(crate) keys: usize,
+    /// The seed.
+    pub(crate) seed: u64,
+    /// mixed: fraction of sessions replaced per TTL.
+    pub(crate) churn: f64,
+    /// How targets are built (`primary` is set per scenario).
+    pub(crate) config: TargetConfig,
+    /// The progress bar.
+    pub(crate) progress: &'a Progress,
+}
+
+impl Ctx<'_> {
+    /// The TTL of lease `id`: the same on every target.
+    #[inline]
+    pub(crate) fn ttl_of(&self, id: i64) -> Duration {
+        self.ttl.sample(hash64(self.seed, id as u64))
+    }
+
+    /// The target config, primary or not.
+    pub(crate) fn config(&self, primary: bool) -> TargetConfig {
+        TargetConfig {
+            primary,
+            ..self.config
+        }
+    }
+
+    /// Names the current phase on the progress bar.
+    pub(crate) fn say(&self, label: &str, what: &str) {
+        self.progress
+            .say(format!("{label} {what} ({} leases)", self.n));
+    }
+}
+
+/// Grants every thread's leases among `0..n`, with `keys` keys each.
+struct Prefill<'c, 'p> {
+    ctx: &'c Ctx<'p>,
+    keys: usize,
+}
+
+impl Body for Prefill<'_, '_> {
+    type Out = u64;
+
+    fn run<W: Ops>(&self, t: usize, w: &mut W, _: &mut Sampler, _: Deadline) -> u64 {
+        let c = self.ctx;
+        let mut buf = Vec::with_capacity(self.keys);
+        let mut granted = 0;
+        for k in 0..count_of(t, c.threads, 0, c.n) {
+            let id = id_of(t, c.threads, 0, k);
+            if w.grant(id, c.ttl_of(id)) {
+                granted += 1;
+                if self.keys > 0 {
+                    keys_into(&mut buf, id, self.keys);
+                    w.attach(id, &buf);
+                }
+            }
+        }
+        granted
+    }
+}
+
+/// A new target holding leases `1..=n` (each with `keys` keys), and its heap bytes per lease:
+/// everything it allocated, from empty, divided by n.
+pub(crate) fn build_prefilled<T: Target>(ctx: &Ctx<'_>, primary: bool, keys: usize) -> (T, f64) {
+    ctx.say(T::LABEL, "building");
+    let before = alloc::live();
+    let target = T::build(&ctx.config(primary));
+    let body = Prefill { ctx, keys };
+    let granted: u64 = run_threads(&target, ctx.threads, None, &body)
+        .outs
+        .iter()
+        .sum();
+    assert_eq!(granted, ctx.n, "{}: every prefill grant succeeds", T::LABEL);
+    target.settle();
+    let bytes = (alloc::live() - before) as f64 / ctx.n as f64;
+    (target, bytes)
+}
+
+/// Loop control for scenarios that measure in rounds, rebuilding their target in between
+/// (untimed): go on until the timed phases add up to the duration, or the whole loop has taken
+/// twice the duration plus its first round (small sizes spend most of their time rebuilding),
+/// or [`MAX_ROUNDS`] rounds.
+#[derive(Debug)]
+pub(crate) struct Rounds {
+    budget: Duration,
+    started: Instant,
+    first: Option<Duration>,
+    /// Time in timed phases so far.
+    pub(crate) timed: Duration,
+    /// Rounds done.
+    pub(crate) count: u64,
+}
+
+impl Rounds {
+    /// Starts counting.
+    pub(crate) fn new(budget: Duration) -> Self {
+        Rounds {
+            budget,
+            started: now(),
+            first: None,
+            timed: Duration::ZERO,
+            count: 0,
+        }
+    }
+
+    /// The time the next round's timed phase may take.
+    pub(crate) fn left(&self) -> Duration {
+        self.budget
+            .saturating_sub(self.timed)
+            .max(Duration::from_millis(1))
+    }
+
+    /// Records a round whose timed phase took `elapsed`.
+    pub(crate) fn record(&mut self, elapsed: Duration) {
+        self.timed += elapsed;
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some(now() - self.started);
+        }
+    }
+
+    /// True when no further round should run.
+    pub(crate) fn done(&self) -> bool {
+        let wall = now() - self.started;
+        let first = self.first.unwrap_or_default();
+        self.count >= 1
+            && (self.timed >= self.budget
+                || wall >= 2 * self.budget + first
+                || self.count >= MAX_ROUNDS)
+    }
+}
+
+/// One target's measurement, taken in slices so that targets can take turns.
+pub(crate) trait Measurement {
+    /// The target's name.
+    fn label(&self) -> &'static str;
+
+    /// Measures for at most about `budget` of timed work; returns the timed work done.
+    fn slice(&mut self, budget: Duration) -> Duration;
+
+    /// The outcome, checks included.
+    fn finish(self: Box<Self>) -> Outcome;
+}
+
+/// Runs the measurements in turns of duration/[`SLICES`] until each has had its duration
+/// (or, for rebuild-bound ones that cannot fill their slices, twice as many turns as planned).
+pub(crate) fn interleave(ctx: &Ctx<'_>, mut ms: Vec<Box<dyn Measurement + '_>>) -> Vec<Outcome> {
+    let slice = ctx.duration / SLICES;
+    let mut timed = vec![Duration::ZERO; ms.len()];
+    for turn in 1..=2 * SLICES {
+        for (m, done) in ms.iter_mut().zip(&mut timed) {
+            if *done >= ctx.duration {
+                continue;
+            }
+            ctx.say(m.label(), &format!("measuring, turn {turn} of {SLICES}"));
+            let budget = slice
+                .min(ctx.duration - *done)
+                .max(Duration::from_millis(1));
+            *done += m.slice(budget);
+            ctx.progress.step();
+        }
+        if timed.iter().all(|t| *t >= ctx.duration) {
+            break;
+        }
+    }
+    ms.into_iter().map(|m| m.finish()).collect()
+}

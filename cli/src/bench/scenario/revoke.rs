@@ -1,0 +1,132 @@
+//! `revoke`: revokes from a target holding N leases, each with K keys.
+//!
+//! Each round builds a target holding leases `1..=N` with `--keys-per-lease` keys each
+//! (untimed), then every thread revokes half of its own leases in a shuffled order, so the
+//! target shrinks from N to N/2. Revoking a lease also removes its keys. Floor: a hashbrown
+//! remove, plus the removal of the lease's keys from a key map. Checks, per round: the target
+//! holds N - the revokes that succeeded, and no key of a revoked lease is still attached.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use super::common::{build_prefilled, Ctx, Measurement, Rounds};
+use super::driver::{run_threads, Body, Deadline, CHECK_EVERY};
+use crate::bench::outcome::Outcome;
+use crate::bench::rng::{ids_of, Rng};
+use crate::bench::stats::Sampler;
+use crate::bench::target::{key, keys_into, Ops, Target};
+
+/// Revoked leases whose keys are checked, per thread and round.
+const KEY_CHECKS: usize = 64;
+
+/// One thread's revokes, in the order given.
+struct Revokes<'c, 'p> {
+    ctx: &'c Ctx<'p>,
+    orders: &'c [Vec<i64>],
+}
+
+impl Body for Revokes<'_, '_> {
+    /// (revokes tried, revokes that found their lease).
+    type Out = (u64, u64);
+
+    fn run<W: Ops>(&self, t: usize, w: &mut W, s: &mut Sampler, deadline: Deadline) -> (u64, u64) {
+        let order = &self.orders[t];
+        let mut buf = Vec::with_capacity(self.ctx.keys);
+        let (mut done, mut ok) = (0, 0);
+        for chunk in order.chunks(CHECK_EVERY as usize) {
+            for &id in chunk {
+                keys_into(&mut buf, id, self.ctx.keys);
+                ok += u64::from(s.op(|| w.revoke(id, &buf)));
+            }
+            done += chunk.len() as u64;
+            if deadline.passed() {
+                break;
+            }
+        }
+        (done, ok)
+    }
+}
+
+/// Each thread's leases, shuffled, the first half of them.
+pub(crate) fn half_orders(ctx: &Ctx<'_>, round: u64) -> Vec<Vec<i64>> {
+    (0..ctx.threads)
+        .map(|t| {
+            let mut ids = ids_of(t, ctx.threads, 0, ctx.n);
+            Rng::new(ctx.seed ^ round, 1000 + t as u64).shuffle(&mut ids);
+            ids.truncate(ids.len().div_ceil(2));
+            ids
+        })
+        .collect()
+}
+
+/// `revoke` on one target, measured in slices.
+pub(crate) struct Run<'c, 'p, T> {
+    ctx: &'c Ctx<'p>,
+    out: Outcome,
+    target: PhantomData<T>,
+}
+
+impl<'c, 'p, T: Target> Run<'c, 'p, T> {
+    /// Nothing is built until the first slice: every round builds its own target.
+    pub(crate) fn new(ctx: &'c Ctx<'p>) -> Self {
+        Run {
+            ctx,
+            out: Outcome::default(),
+            target: PhantomData,
+        }
+    }
+}
+
+impl<T: Target> Measurement for Run<'_, '_, T> {
+    fn label(&self) -> &'static str {
+        T::LABEL
+    }
+
+    fn slice(&mut self, budget: Duration) -> Duration {
+        let (ctx, out) = (self.ctx, &mut self.out);
+        let mut rounds = Rounds::new(budget);
+        loop {
+            let orders = half_orders(ctx, out.rounds);
+            let (target, bytes) = build_prefilled::<T>(ctx, true, ctx.keys);
+            if out.rounds == 0 {
+                out.bytes_per_lease = bytes;
+            }
+            ctx.say(T::LABEL, "measuring");
+            let body = Revokes {
+                ctx,
+                orders: &orders,
+            };
+            let timed = run_threads(&target, ctx.threads, Some(rounds.left()), &body);
+            let (mut ops, mut ok, mut stale) = (0, 0, 0);
+            for (order, (done, found)) in orders.iter().zip(&timed.outs) {
+                ops += done;
+                ok += found;
+                for &id in order.iter().take((*done as usize).min(KEY_CHECKS)) {
+                    stale += (0..ctx.keys)
+                        .filter(|&j| target.owner(&key(id, j)).is_some())
+                        .count() as u64;
+                }
+            }
+            out.ops += ops;
+            out.errors += ops - ok;
+            out.latency.merge(&timed.latency);
+            out.elapsed += timed.elapsed;
+            out.rounds += 1;
+            rounds.record(timed.elapsed);
+            out.check(
+                "leases after each round = N - revokes",
+                ctx.n - ok,
+                target.len() as u64,
+            );
+            out.check("keys of revoked leases still attached", 0, stale);
+            drop(target);
+            if rounds.done() {
+                return rounds.timed;
+            }
+        }
+    }
+
+    fn finish(self: Box<Self>) -> Outcome {
+        self.out
+    }
+}
