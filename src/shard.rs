@@ -144,6 +144,27 @@ impl LeaseShard {
         self.version += 1;
     }
 
+    /// Inserts a record unless the id is taken, in one probe; returns whether it did.
+    pub(crate) fn try_insert(
+        &mut self,
+        hasher: &HashBuilder,
+        hash: u64,
+        id: LeaseId,
+        rec: impl FnOnce() -> LeaseRecord,
+    ) -> bool {
+        match self
+            .leases
+            .entry(hash, |(k, _)| *k == id, |(k, _)| hasher.hash_one(k))
+        {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert((id, rec()));
+                self.version += 1;
+                true
+            }
+        }
+    }
+
     /// Removes the record and its extras; returns the extras.
     pub(crate) fn remove(&mut self, hash: u64, id: LeaseId) -> Option<(LeaseRecord, Extra)> {
         let entry = self.leases.find_entry(hash, |(k, _)| *k == id).ok()?;

@@ -187,16 +187,31 @@ impl Inner {
         })
     }
 
-    /// A grant without a log: one exclusive shard lock.
+    /// A grant without a log: one exclusive shard lock and one probe.
     fn grant_in_memory(&self, id: LeaseId, h: u64, ttl_ms: u64) -> Result<bool> {
         let (_, now) = self.time.now_ms_coarse();
         self.leases.write(self.leases.index(h), |s| {
-            if s.get(h, id).is_some() {
+            // Read under the shard lock: see the module docs on promote.
+            let primary = self.primary.load(Ordering::Acquire);
+            let deadline = if primary {
+                finite_deadline(now.saturating_add(ttl_ms))
+            } else {
+                FOREVER
+            };
+            let mut seq = 0;
+            let fresh = s.try_insert(&self.hasher, h, id, || {
+                seq = self.next_seq();
+                LeaseRecord::new(deadline, ttl_ms, seq)
+            });
+            if !fresh {
                 return Err(Error::LeaseExists { id });
             }
-            let seq = self.next_seq();
-            s.insert_new(&self.hasher, h, id, LeaseRecord::new(0, ttl_ms, seq));
-            Ok(self.publish(s, h, id, seq, now))
+            s.intake.push(Filing {
+                id,
+                seq,
+                due: deadline,
+            });
+            Ok(primary)
         })
     }
 
