@@ -5,8 +5,8 @@
 #   LESSOR_BIN=path/to/lessor cli/bench-figures.sh [OUT_DIR]
 #
 # Writes one JSON line per run into OUT_DIR/*.jsonl, the SVGs, and OUT_DIR/load.txt (the load
-# average before each step: the machine is shared, so say what it was). About 25 minutes on
-# 2 cores, 6 GiB of memory at the peak (the 1e7-lease runs).
+# average before each step: the machine is shared, so say what it was). About 15 minutes on
+# 2 cores; the 1e7-lease runs hold a few GiB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-target/bench-figures}

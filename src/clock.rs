@@ -13,9 +13,9 @@
 //! nanoseconds and, unlike the precise clock (`lfence; rdtsc`), does not stop the processor
 //! from overlapping one renew's cache misses with the next one's: at a million leases that is
 //! the difference between about 60 ns and 300 ns a renew. It may lag the precise clock by up to
-//! [`Clock::coarse_lag`] (two kernel ticks plus 2 ms); new deadlines add that margin, so they
+//! [`Clock::coarse_lag`] (three kernel ticks plus 5 ms); new deadlines add that margin, so they
 //! are not early unless a kernel tick comes later than the margin allows (a lease may live up
-//! to that much longer than its TTL, about 10 ms).
+//! to that much longer than its TTL, about 17 ms with 250 Hz ticks).
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -111,13 +111,13 @@ mod coarse {
             let at = nanos(clock_gettime(ClockId::Monotonic));
             let res = clock_getres(ClockId::MonotonicCoarse);
             let res = Duration::from_nanos(u64::try_from(nanos(res)).unwrap_or(u64::MAX));
-            // The kernel updates the coarse clock every tick (its resolution); a tick can come
-            // late (seen here: 5.3 ms behind with 4 ms ticks on a loaded 2-core VM), so the
-            // margin is two ticks plus 2 ms.
+            // The kernel updates the coarse clock every tick (its resolution); ticks come late
+            // on a loaded machine (seen here: up to 11.7 ms behind with 4 ms ticks on a busy
+            // 2-core VM), so the margin is three ticks plus 5 ms.
             Anchor {
                 instant,
                 nanos: at,
-                lag: res * 2 + Duration::from_millis(2),
+                lag: res * 3 + Duration::from_millis(5),
             }
         })
     }
@@ -348,7 +348,7 @@ mod tests {
         }
         lags.sort();
         assert!(lags[500] <= c.coarse_lag(), "median lag {:?}", lags[500]);
-        assert!(c.coarse_lag() <= Duration::from_millis(30));
+        assert!(c.coarse_lag() <= Duration::from_millis(40));
     }
 
     #[cfg(target_os = "linux")]
@@ -362,7 +362,7 @@ mod tests {
             let after = tb.now_ms();
             assert!(floor <= after, "coarse floor {floor} after precise {after}");
             early += usize::from(ceil < before);
-            assert!(ceil - floor <= 35);
+            assert!(ceil - floor <= 45);
         }
         assert!(
             early < 500,

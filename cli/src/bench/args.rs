@@ -125,9 +125,10 @@ impl Scenario {
     /// Why this scenario cannot run yet, or `None` when it can.
     pub(crate) fn unavailable(self) -> Option<&'static str> {
         match self {
-            Scenario::Recovery | Scenario::DurableGrant => {
-                Some("it needs the write-ahead log, which lessor does not have yet")
-            }
+            Scenario::Recovery | Scenario::DurableGrant => Some(
+                "it needs the write-ahead log, which this harness does not drive yet \
+                 (the library's `data_dir`/`fsync` options are newer than the harness)",
+            ),
             Scenario::Grpc => Some("it needs the gRPC server, which lessor does not have yet"),
             _ => None,
         }
