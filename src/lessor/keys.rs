@@ -93,6 +93,20 @@ impl Lessor {
 }
 
 impl Inner {
+    /// Removes each key from the key map if it still belongs to `id`.
+    pub(crate) fn release_keys<K: AsRef<[u8]>>(
+        &self,
+        id: LeaseId,
+        keys: impl IntoIterator<Item = K>,
+    ) {
+        for key in keys {
+            let key = key.as_ref();
+            let kh = self.hash_key(key);
+            self.keys
+                .write(self.keys.index(kh), |ks| ks.release(kh, key, id));
+        }
+    }
+
     /// True when the lease is in the map and visible (not a grant still being logged).
     pub(crate) fn exists(&self, hash: u64, id: LeaseId) -> bool {
         self.leases.read(self.leases.index(hash), |s| {
@@ -211,11 +225,7 @@ impl Inner {
             s.tidy(id);
             Ok::<_, Error>(removed)
         })?;
-        for key in removed {
-            let kh = self.hash_key(key);
-            self.keys
-                .write(self.keys.index(kh), |ks| ks.release(kh, key, id));
-        }
+        self.release_keys(id, removed);
         Ok(())
     }
 }

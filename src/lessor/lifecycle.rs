@@ -247,13 +247,11 @@ impl Inner {
     /// is where `primary` must be read (see the module docs on promote).
     fn publish(&self, s: &mut LeaseShard, h: u64, id: LeaseId, seq: u64, now: u64) -> bool {
         let primary = self.primary.load(Ordering::Acquire);
-        let deadline = if primary {
-            let ttl_ms = s.get(h, id).map_or(0, |r| r.ttl_ms);
-            finite_deadline(now.saturating_add(ttl_ms))
-        } else {
-            FOREVER
-        };
+        let mut deadline = FOREVER;
         if let Some(rec) = s.get(h, id) {
+            if primary {
+                deadline = finite_deadline(now.saturating_add(rec.ttl_ms));
+            }
             rec.state.store(deadline, Ordering::Release);
         }
         s.intake.push(Filing {
@@ -330,11 +328,7 @@ impl Inner {
             }
         }
         self.leases.write(idx, |s| s.remove(h, id));
-        for key in &keys {
-            let kh = self.hash_key(key);
-            self.keys
-                .write(self.keys.index(kh), |ks| ks.release(kh, key, id));
-        }
+        self.release_keys(id, &keys);
         if let Some(txn) = txn {
             txn.end();
         }

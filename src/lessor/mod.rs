@@ -47,7 +47,7 @@ use crate::shard::{KeyShard, LeaseShard, Shards};
 use crate::sync::{self, Arc, AtomicBool, AtomicU64, HashBuilder, Mutex, MutexGuard, Ordering};
 
 /// The number of stripe locks that order changes to a lease's keys and life.
-pub(super) const STRIPES: usize = 256;
+const STRIPES: usize = 256;
 
 /// A concurrent lease engine with etcd's `Lessor` semantics.
 ///
@@ -397,6 +397,11 @@ impl Inner {
         idx.into_iter()
             .map(|i| sync::lock(&self.stripes[i]))
             .collect()
+    }
+
+    /// Locks every stripe, in order: no change to any lease is in flight while they are held.
+    pub(crate) fn lock_all_stripes(&self) -> Vec<MutexGuard<'_, ()>> {
+        self.stripes.iter().map(|m| sync::lock(m)).collect()
     }
 
     /// True when the stripe of `b` is already covered by the stripes of `held`.

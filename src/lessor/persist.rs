@@ -107,14 +107,9 @@ impl Inner {
                 Record::Revoke { id } => {
                     let id = LeaseId::new(*id);
                     let h = self.hash_id(id);
-                    if let Some((_, extra)) =
-                        self.leases.write(self.leases.index(h), |s| s.remove(h, id))
-                    {
-                        for key in &extra.keys {
-                            let kh = self.hash_key(key);
-                            self.keys
-                                .write(self.keys.index(kh), |ks| ks.release(kh, key, id));
-                        }
+                    let removed = self.leases.write(self.leases.index(h), |s| s.remove(h, id));
+                    if let Some((_, extra)) = removed {
+                        self.release_keys(id, &extra.keys);
                     }
                 }
                 Record::Attach { id, keys } => match self.attach_applied(LeaseId::new(*id), keys) {
@@ -193,8 +188,7 @@ impl Inner {
             return Ok(());
         };
         let upto = {
-            let all: Vec<u64> = (0..super::STRIPES as u64).map(|i| i << 16).collect();
-            let _quiet = self.lock_stripes(&all);
+            let _quiet = self.lock_all_stripes();
             d.wal.begin_compaction()?
         };
         let shards = 0..self.leases.len();
