@@ -45,6 +45,7 @@ pub struct LessorBuilder {
     tick: Duration,
     revoke_rate: u32,
     max_key_size: usize,
+    key_value_store: bool,
     primary: bool,
     clock: Arc<dyn Clock>,
     system_clock: bool,
@@ -73,6 +74,7 @@ impl std::fmt::Debug for LessorBuilder {
             .field("tick", &self.tick)
             .field("revoke_rate", &self.revoke_rate)
             .field("max_key_size", &self.max_key_size)
+            .field("key_value_store", &self.key_value_store)
             .field("primary", &self.primary)
             .field("range_deleter", &self.range_deleter.is_some())
             .field("expiry_mode", &self.expiry_mode)
@@ -117,6 +119,7 @@ impl LessorBuilder {
             tick: Duration::from_millis(10),
             revoke_rate: 1000,
             max_key_size: DEFAULT_MAX_KEY_SIZE,
+            key_value_store: false,
             primary: true,
             clock: sync::arc_from_std(std::sync::Arc::new(SystemClock)),
             system_clock: true,
@@ -468,7 +471,36 @@ impl LessorBuilder {
         if self.max_key_size == 0 {
             return invalid("max_key_size", "must be at least 1 byte");
         }
+        if self.key_value_store && self.range_deleter.is_some() {
+            return invalid(
+                "key_value_store",
+                "revoke deletes keys from the store: drop the range_deleter or the store",
+            );
+        }
         Ok(())
+    }
+
+    /// Keeps an etcd-style key-value store beside the leases (etcd's `KV`: keys, values,
+    /// revisions), logged through the same write-ahead log, so that keys can live on leases
+    /// and are deleted when their lease is revoked or expires. Off by default. Replaces a
+    /// [`range_deleter`](Self::range_deleter): the store is what revoke deletes from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lessor::{LeaseId, Lessor, PutOptions};
+    /// use std::time::Duration;
+    ///
+    /// let lessor = Lessor::builder().key_value_store(true).build()?;
+    /// lessor.grant(LeaseId::new(1), Duration::from_secs(60))?;
+    /// lessor.put(b"k", b"v", PutOptions { lease: LeaseId::new(1), ..Default::default() })?;
+    /// lessor.revoke(LeaseId::new(1))?;
+    /// assert!(lessor.range(b"k", b"")?.kvs.is_empty());
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn key_value_store(mut self, on: bool) -> Self {
+        self.key_value_store = on;
+        self
     }
 
     /// Checks every option and builds the lessor.
@@ -497,6 +529,9 @@ impl LessorBuilder {
             self.revoke_rate,
             self.range_deleter,
         );
+        if self.key_value_store {
+            inner.store = Some(crate::lessor::Store::new());
+        }
         let mut recovery = None;
         if let Some(dir) = self.data_dir {
             #[cfg_attr(not(test), allow(unused_mut))]
@@ -515,6 +550,7 @@ impl LessorBuilder {
                 records: recovered.records.len(),
                 leases: inner.len(),
                 keys: inner.key_count(),
+                store_keys: inner.store_len(),
                 truncated_tail: recovered
                     .truncated_tail
                     .map(|t| (t.segment, t.offset, t.bytes)),

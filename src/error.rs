@@ -56,6 +56,12 @@ pub enum Error {
     /// A key was empty; keys must have at least one byte.
     #[error("empty key: keys must have at least one byte")]
     EmptyKey,
+    /// A put asked to keep the value or lease of a key that does not exist.
+    #[error("key not found: ignore_value and ignore_lease need an existing key")]
+    KeyNotFound,
+    /// A key-value call on a lessor built without the store.
+    #[error("this lessor has no key-value store: build it with key_value_store(true)")]
+    StoreDisabled,
     /// A key was longer than the configured limit.
     #[error(
         "key of {given} bytes is over the {limit}-byte limit: shorten it or raise max_key_size"

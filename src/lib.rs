@@ -43,6 +43,7 @@ mod lease;
 mod lessor;
 mod radix;
 mod shard;
+mod store;
 mod sync;
 mod wal;
 mod wheel;
@@ -55,6 +56,7 @@ pub use crate::error::{Error, Result};
 pub use crate::expiry::ExpiryMode;
 pub use crate::lease::{Lease, LeaseId, Remaining, MAX_TTL};
 pub use crate::lessor::{Lessor, Recovery};
+pub use crate::store::{DeleteOutcome, KeyValue, PutOptions, PutOutcome, RangeOutcome};
 pub use crate::wal::FsyncPolicy;
 
 #[cfg(doctest)]

@@ -312,6 +312,14 @@ impl Inner {
         if !found {
             return Err(Error::LeaseNotFound { id });
         }
+        // A lease with keys in a lessor with a key-value store deletes them at a new store
+        // revision: the store lock is held from the log append on, so the log orders it among
+        // the store's changes (see lessor/store.rs). A lease without keys never takes it.
+        let has_keys = self.store.is_some()
+            && self.leases.read(idx, |s| {
+                s.extras.get(&id).is_some_and(|e| !e.keys.is_empty())
+            });
+        let mut store = self.store_for_revoke(has_keys);
         self.log(|| vec![Record::Revoke { id: id.get() }])?;
         let keys: Vec<Key> = self.leases.write(idx, |s| {
             Ok::<_, Error>(
@@ -329,6 +337,10 @@ impl Inner {
         }
         self.leases.write(idx, |s| s.remove(h, id));
         self.release_keys(id, &keys);
+        if let Some(state) = store.as_mut() {
+            self.store_revoke_keys(state, &keys);
+        }
+        drop(store);
         if let Some(txn) = txn {
             txn.end();
         }

@@ -26,9 +26,11 @@ mod maintenance;
 mod persist;
 mod primary;
 mod query;
+mod store;
 
 pub(crate) use persist::Durable;
 pub use persist::Recovery;
+pub(crate) use store::Store;
 
 use std::hash::BuildHasher;
 use std::time::Duration;
@@ -99,6 +101,8 @@ pub(crate) struct Inner {
     pub(crate) range_deleter: Option<Arc<dyn RangeDeleter>>,
     /// The log, when built with a data directory.
     pub(crate) durable: Option<Durable>,
+    /// The key-value store, when built with one.
+    pub(crate) store: Option<store::Store>,
 }
 
 impl Lessor {
@@ -358,6 +362,7 @@ impl Inner {
             revoke_rate,
             range_deleter,
             durable: None,
+            store: None,
         }
     }
 

@@ -26,7 +26,7 @@ use std::time::Duration;
 use super::Inner;
 use crate::error::{Error, Result};
 use crate::lease::{deadline_of, LeaseId, LeaseRecord, CHECKPOINTED, FOREVER};
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{self, AtomicU64, Ordering};
 use crate::wal::{Record, Wal};
 
 /// The log and the durability settings of a lessor built with a data directory.
@@ -83,6 +83,8 @@ pub struct Recovery {
     pub leases: usize,
     /// Keys attached to them.
     pub keys: usize,
+    /// Keys in the key-value store (0 without one).
+    pub store_keys: usize,
     /// A torn tail cut off the last segment: (segment, offset, bytes cut).
     pub truncated_tail: Option<(u64, u64, u64)>,
 }
@@ -98,8 +100,8 @@ impl Inner {
     }
 
     /// Rebuilds leases and attachments from the log's records (the lessor is not primary yet:
-    /// every lease gets its deadline from the promote that follows). Key-value records belong
-    /// to the server and are skipped here.
+    /// every lease gets its deadline from the promote that follows). Key-value records go to
+    /// the store; a lessor without one refuses a directory that has them.
     pub(crate) fn replay(&self, records: &[Record]) -> Result<()> {
         for record in records {
             match record {
@@ -110,6 +112,10 @@ impl Inner {
                     let removed = self.leases.write(self.leases.index(h), |s| s.remove(h, id));
                     if let Some((_, extra)) = removed {
                         self.release_keys(id, &extra.keys);
+                        let keys: Vec<_> = extra.keys.into_iter().collect();
+                        if let Some(mut state) = self.store_for_revoke(!keys.is_empty()) {
+                            self.store_revoke_keys(&mut state, &keys);
+                        }
                     }
                 }
                 Record::Attach { id, keys } => match self.attach_applied(LeaseId::new(*id), keys) {
@@ -123,7 +129,19 @@ impl Inner {
                 Record::Checkpoint { id, remaining_ms } => {
                     self.apply_checkpoint(LeaseId::new(*id), *remaining_ms);
                 }
-                Record::Put { .. } | Record::DeleteRange { .. } => {}
+                Record::Put { .. }
+                | Record::DeleteRange { .. }
+                | Record::StoreEntry { .. }
+                | Record::StoreRevision { .. } => {
+                    if self.store.is_none() {
+                        return Err(Error::InvalidConfig {
+                            field: "key_value_store",
+                            reason: "the data directory holds key-value records: open it \
+                                     with key_value_store(true) so they are not lost",
+                        });
+                    }
+                    self.replay_store(record)?;
+                }
             }
         }
         Ok(())
@@ -187,13 +205,21 @@ impl Inner {
         let Some(d) = &self.durable else {
             return Ok(());
         };
-        let upto = {
+        // Lock order: stripes, then the store (lessor/store.rs). The store stays locked
+        // (shared) through the snapshot, so its keys and their leases are one consistent cut:
+        // no store change is in flight, and none of those that follow shows in it.
+        let (upto, store) = {
             let _quiet = self.lock_all_stripes();
-            d.wal.begin_compaction()?
+            let store = self.store.as_ref().map(|s| sync::read(&s.state));
+            (d.wal.begin_compaction()?, store)
         };
         let shards = 0..self.leases.len();
-        let records = shards.flat_map(|i| self.snapshot_shard(i));
+        let store_records = store.as_deref().map(|state| self.snapshot_store(state));
+        let records = shards
+            .flat_map(|i| self.snapshot_shard(i))
+            .chain(store_records.into_iter().flatten());
         d.wal.finish_compaction(upto, records)?;
+        drop(store);
         d.live_bytes
             .store(d.wal.stats().snapshot_bytes, Ordering::Relaxed);
         Ok(())

@@ -73,7 +73,8 @@ impl Lessor {
     }
 
     /// Checks the engine's internal invariants and describes the first one broken: every key
-    /// maps to a live lease whose key set holds it, and every lease's keys map back to it.
+    /// maps to a live lease whose key set holds it, and every lease's keys map back to it;
+    /// with a key-value store, every stored key's lease is the one the key map gives it.
     /// Meant for tests, after concurrent work has finished.
     ///
     /// # Examples
@@ -188,6 +189,6 @@ impl Inner {
                 "{key_count} keys in the key map but {set_count} in lease key sets"
             ));
         }
-        Ok(())
+        self.check_store_invariants()
     }
 }

@@ -51,6 +51,9 @@
 //!   5 Checkpoint   id: i64 | remaining_ms: varint
 //!   6 Put          key: bytes | value: bytes | lease: i64 | revision: i64
 //!   7 DeleteRange  key: bytes | range_end: bytes | revision: i64
+//!   8 StoreEntry   key: bytes | value: bytes | lease: i64 | create_revision: i64
+//!                  | mod_revision: i64 | version: i64   (written by compaction)
+//!   9 StoreRevision revision: i64                       (written by compaction)
 //! 127 End          count: varint   (snapshot only: its last record; count = records before it)
 //! ```
 //!
@@ -95,6 +98,10 @@ pub(crate) mod kind {
     pub(crate) const PUT: u8 = 6;
     /// `Record::DeleteRange`.
     pub(crate) const DELETE_RANGE: u8 = 7;
+    /// `Record::StoreEntry`.
+    pub(crate) const STORE_ENTRY: u8 = 8;
+    /// `Record::StoreRevision`.
+    pub(crate) const STORE_REVISION: u8 = 9;
     /// The end of a snapshot, with its record count (never in a segment).
     pub(crate) const END: u8 = 127;
 }

@@ -65,6 +65,27 @@ pub(crate) enum Record {
         /// The store revision of the delete.
         revision: i64,
     },
+    /// One key of the key-value store as a snapshot holds it, with its history counters.
+    StoreEntry {
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+        /// The lease the key is attached to (0 for none).
+        lease: i64,
+        /// The revision that created the key.
+        create_revision: i64,
+        /// The revision of the key's last put.
+        mod_revision: i64,
+        /// Puts since creation.
+        version: i64,
+    },
+    /// The key-value store's revision as a snapshot holds it (its last change may have been
+    /// a delete, which no `StoreEntry` shows).
+    StoreRevision {
+        /// The revision.
+        revision: i64,
+    },
 }
 
 /// Why a frame's payload did not decode. Private to the log: the reader turns it into
@@ -113,6 +134,8 @@ impl Record {
             Record::Checkpoint { .. } => kind::CHECKPOINT,
             Record::Put { .. } => kind::PUT,
             Record::DeleteRange { .. } => kind::DELETE_RANGE,
+            Record::StoreEntry { .. } => kind::STORE_ENTRY,
+            Record::StoreRevision { .. } => kind::STORE_REVISION,
         }
     }
 
@@ -155,6 +178,21 @@ impl Record {
                 put_bytes(out, range_end);
                 put_i64(out, *revision);
             }
+            Record::StoreEntry {
+                key,
+                value,
+                lease,
+                create_revision,
+                mod_revision,
+                version,
+            } => {
+                put_bytes(out, key);
+                put_bytes(out, value);
+                for n in [lease, create_revision, mod_revision, version] {
+                    put_i64(out, *n);
+                }
+            }
+            Record::StoreRevision { revision } => put_i64(out, *revision),
         }
     }
 
@@ -190,6 +228,15 @@ impl Record {
                 range_end: r.bytes()?,
                 revision: r.i64()?,
             },
+            kind::STORE_ENTRY => Record::StoreEntry {
+                key: r.bytes()?,
+                value: r.bytes()?,
+                lease: r.i64()?,
+                create_revision: r.i64()?,
+                mod_revision: r.i64()?,
+                version: r.i64()?,
+            },
+            kind::STORE_REVISION => Record::StoreRevision { revision: r.i64()? },
             other => return Err(DecodeError::UnknownKind(other)),
         };
         r.finish()?;

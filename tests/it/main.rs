@@ -16,4 +16,5 @@ mod promote;
 mod renew;
 mod revoke;
 mod stop;
+mod store;
 mod support;

@@ -216,7 +216,9 @@ mod tests {
 
     fn plan(args: &[&str]) -> Plan {
         let argv = ["lessor", "bench"].iter().chain(args);
-        let Command::Bench(b) = Cli::try_parse_from(argv).expect("valid arguments").command;
+        let Command::Bench(b) = Cli::try_parse_from(argv).expect("valid arguments").command else {
+            panic!("{args:?} is a bench command");
+        };
         b.resolve().expect("a valid plan")
     }
 

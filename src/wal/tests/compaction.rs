@@ -159,6 +159,7 @@ fn thread_ops(t: i64, n: usize) -> Vec<Record> {
                 range_end,
                 revision,
             },
+            other @ (Record::StoreEntry { .. } | Record::StoreRevision { .. }) => other,
         })
         .collect()
 }

@@ -150,6 +150,17 @@ fn arb_record() -> impl Strategy<Value = Record> {
                 revision,
             }
         }),
+        (arb_key(), arb_key(), any::<[i64; 4]>()).prop_map(|(key, value, n)| {
+            Record::StoreEntry {
+                key,
+                value,
+                lease: n[0],
+                create_revision: n[1],
+                mod_revision: n[2],
+                version: n[3],
+            }
+        }),
+        any::<i64>().prop_map(|revision| Record::StoreRevision { revision }),
     ]
 }
 

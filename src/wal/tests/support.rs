@@ -230,6 +230,17 @@ impl Model {
                         .retain(|k, _| k < key || (!all && k.as_slice() >= range_end.as_slice()));
                 }
             }
+            Record::StoreEntry {
+                key,
+                value,
+                lease,
+                mod_revision,
+                ..
+            } => {
+                self.kv
+                    .insert(key.clone(), (value.clone(), *lease, *mod_revision));
+            }
+            Record::StoreRevision { .. } => {}
         }
     }
 
