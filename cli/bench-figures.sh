@@ -5,8 +5,8 @@
 #   LESSOR_BIN=path/to/lessor cli/bench-figures.sh [OUT_DIR]
 #
 # Writes one JSON line per run into OUT_DIR/*.jsonl, the SVGs, and OUT_DIR/load.txt (the load
-# average before each step: the machine is shared, so say what it was). About 15 minutes on
-# 2 cores; the 1e7-lease runs hold a few GiB.
+# average before each step: the machine is shared, so say what it was). About 16 minutes on
+# 2 cores; the 1e7-lease runs hold a few GiB, the log runs write a few hundred MiB to /tmp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-target/bench-figures}
@@ -46,4 +46,12 @@ $bin bench expiry --leases 1e6 --threads 2 --duration 10 --json \
 load "expiry 1e6 spread"
 $bin bench expiry --leases 1e6 --threads 2 --duration 10 --ttl uniform:1s..10s --json \
   --plot "$out/expiry-spread.svg" >"$out/expiry-1e6-spread.jsonl" || true
+
+# The write-ahead log: rebuilding 1e6 leases (one key each) from segments and from a snapshot,
+# and grants under each fsync policy at 1 and 2 threads. (gRPC against a real etcd:
+# scripts/bench-vs-etcd, which needs etcd installed.)
+load "recovery 1e6 K=1"
+$bin bench recovery --leases 1e6 --keys-per-lease 1 --duration 4 --json >"$out/recovery-1e6-k1.jsonl"
+load "durable-grant 1e5"
+$bin bench durable-grant --leases 1e5 --threads 1,2 --duration 4 --json >"$out/durable-grant-1e5.jsonl"
 load "done"

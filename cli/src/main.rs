@@ -88,8 +88,8 @@ struct ServeArgs {
     /// This member's human-readable name.
     #[arg(long, env = "LESSOR_NAME", default_value = "default")]
     name: String,
-    /// When a change is durable: always (fsync before every answer), interval[:<ms>] (at
-    /// most that long after, default 10 ms) or never (left to the OS).
+    /// When a change is durable: always (fsync before every answer), interval or interval:MS
+    /// (at most that long after, default 10 ms) or never (left to the OS).
     #[arg(long, env = "LESSOR_FSYNC", default_value = "always", value_parser = parse_fsync)]
     fsync: FsyncPolicy,
     /// The expiry wheel's tick in milliseconds (1 to 1000): how late past its deadline a lease

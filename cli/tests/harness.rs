@@ -1,9 +1,12 @@
 //! The `lessor bench` binary, run as a user runs it: its numbers are sane (ops counted equal
 //! the ops the engine shows, lateness never negative), its JSON schema is stable, and bad
-//! arguments fail clearly with exit code 2. No test asserts a timing.
+//! arguments fail clearly with exit code 2. No test asserts a timing. The grpc tests start
+//! `lessor serve` on a free port and stop it when they end.
 
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -16,6 +19,8 @@ enum Ty {
     Obj,
     /// A number, or null when the scenario has no such figure.
     NumOrNull,
+    /// A string, or null when the scenario has no such field.
+    StrOrNull,
     /// An object, or null (the floor's details).
     ObjOrNull,
 }
@@ -36,12 +41,12 @@ const FIELDS: &[(&str, Ty)] = &[
     ("p50_ns", Ty::Num),
     ("p99_ns", Ty::Num),
     ("p999_ns", Ty::Num),
-    ("baseline_ops_per_sec", Ty::Num),
+    ("baseline_ops_per_sec", Ty::NumOrNull),
     ("ratio_vs_baseline", Ty::NumOrNull),
     ("floor_ops_per_sec", Ty::NumOrNull),
     ("cost_vs_floor", Ty::NumOrNull),
-    ("bytes_per_lease", Ty::Num),
-    ("baseline_bytes_per_lease", Ty::Num),
+    ("bytes_per_lease", Ty::NumOrNull),
+    ("baseline_bytes_per_lease", Ty::NumOrNull),
     ("floor_bytes_per_lease", Ty::NumOrNull),
     ("lateness_p99_ms", Ty::NumOrNull),
     ("lateness_max_ms", Ty::NumOrNull),
@@ -51,8 +56,28 @@ const FIELDS: &[(&str, Ty)] = &[
     ("baseline_delivered", Ty::NumOrNull),
     ("checks_ok", Ty::Bool),
     ("lessor", Ty::Obj),
-    ("baseline", Ty::Obj),
+    ("baseline", Ty::ObjOrNull),
     ("floor", Ty::ObjOrNull),
+    ("fsync", Ty::StrOrNull),
+    ("fsyncs", Ty::NumOrNull),
+    ("replay_from", Ty::StrOrNull),
+    ("replay_records", Ty::NumOrNull),
+    ("log_bytes", Ty::NumOrNull),
+    ("endpoint", Ty::StrOrNull),
+    ("clients", Ty::NumOrNull),
+    ("connections", Ty::NumOrNull),
+    ("op", Ty::StrOrNull),
+];
+
+/// The fields that only the in-process comparisons fill: null for recovery, durable-grant and
+/// grpc, which have no baseline and no floor.
+const NO_BASELINE: &[&str] = &[
+    "baseline_ops_per_sec",
+    "ratio_vs_baseline",
+    "baseline_bytes_per_lease",
+    "baseline",
+    "floor_ops_per_sec",
+    "floor",
 ];
 
 /// Every field of a per-target detail object.
@@ -97,6 +122,7 @@ fn has_type(v: &Value, ty: Ty) -> bool {
         Ty::Bool => v.is_boolean(),
         Ty::Obj => v.is_object() || v.is_array(),
         Ty::NumOrNull => v.is_number() || v.is_null(),
+        Ty::StrOrNull => v.is_string() || v.is_null(),
         Ty::ObjOrNull => v.is_object() || v.is_null(),
     }
 }
@@ -356,19 +382,215 @@ fn bad_arguments_fail_clearly_with_code_2() {
     }
 }
 
-#[test]
-fn scenarios_that_need_the_log_or_the_server_say_so() {
-    for (s, needs) in [
-        ("recovery", "write-ahead log"),
-        ("durable-grant", "write-ahead log"),
-        ("grpc", "server"),
-    ] {
-        let out = lessor(&["bench", s, "--quick"]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{s}");
-        assert!(
-            stderr.contains("not available yet") && stderr.contains(needs),
-            "{stderr}"
-        );
+/// The checks of a one-target record, with the figure each compared.
+fn checks(rec: &Value) -> Vec<(String, f64, f64)> {
+    rec["lessor"]["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| {
+            let what = c["what"].as_str().expect("what").to_string();
+            (what, num(&c["expected"]), num(&c["observed"]))
+        })
+        .collect()
+}
+
+fn has_no_baseline(rec: &Value) {
+    for key in NO_BASELINE {
+        assert_eq!(rec[key], Value::Null, "{key}: {rec}");
     }
+}
+
+#[test]
+fn recovery_rebuilds_n_leases_from_the_segments_then_a_snapshot() {
+    let args = [
+        "recovery",
+        "--quick",
+        "--leases",
+        "3000",
+        "--keys",
+        "2",
+        "--duration",
+        "0.05",
+    ];
+    let lines = bench_json(&args);
+    let from: Vec<&str> = lines
+        .iter()
+        .map(|r| r["replay_from"].as_str().unwrap())
+        .collect();
+    assert_eq!(from, ["segments", "snapshot"]);
+    for rec in &lines {
+        has_no_baseline(rec);
+        assert_eq!(
+            (rec["leases"].as_u64(), rec["fsync"].as_str()),
+            (Some(3000), Some("never"))
+        );
+        let rounds = num(&rec["lessor"]["rounds"]);
+        assert_eq!(
+            num(&rec["ops"]),
+            3000.0 * rounds,
+            "ops are leases rebuilt: {rec}"
+        );
+        let checks = checks(rec);
+        let rebuilt = checks
+            .iter()
+            .find(|c| c.0.starts_with("leases rebuilt"))
+            .unwrap();
+        assert_eq!(
+            rebuilt.2,
+            3000.0 * rounds,
+            "recovery().leases = N on every reopen"
+        );
+        let keys = checks
+            .iter()
+            .find(|c| c.0.starts_with("keys rebuilt"))
+            .unwrap();
+        assert_eq!(keys.2, 6000.0 * rounds);
+        assert!(num(&rec["replay_records"]) >= 3000.0 && num(&rec["log_bytes"]) > 0.0);
+        assert!(num(&rec["bytes_per_lease"]) > 0.0);
+        assert_eq!(rec["fsyncs"], Value::Null);
+    }
+}
+
+#[test]
+fn durable_grant_runs_each_policy_at_each_thread_count() {
+    let args = [
+        "durable-grant",
+        "--quick",
+        "--threads",
+        "1,2",
+        "--fsync",
+        "always,never",
+        "--duration",
+        "0.05",
+    ];
+    let lines = bench_json(&args);
+    let runs: Vec<(&str, u64)> = lines
+        .iter()
+        .map(|r| (r["fsync"].as_str().unwrap(), r["threads"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        runs,
+        [("always", 1), ("always", 2), ("never", 1), ("never", 2)]
+    );
+    for rec in &lines {
+        has_no_baseline(rec);
+        let ops = num(&rec["ops"]);
+        assert!(ops > 0.0 && num(&rec["lessor"]["errors"]) == 0.0, "{rec}");
+        assert_eq!(num(&rec["lessor"]["samples"]), ops, "every grant is timed");
+        // Every grant counted is in the engine, and in the log when it is reopened.
+        let after = checks(rec);
+        let reopened = after
+            .iter()
+            .find(|c| c.0.starts_with("leases rebuilt after"))
+            .unwrap();
+        assert_eq!(reopened.2, 1000.0 + ops, "{rec}");
+    }
+}
+
+/// `lessor serve` on a free port, killed when dropped.
+struct Served(Child, String);
+
+impl Served {
+    fn start() -> Served {
+        let port = || {
+            let l = TcpListener::bind("127.0.0.1:0").expect("a free port");
+            l.local_addr().expect("its address").port()
+        };
+        let (client, peer) = (port(), port());
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{client}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let child = Command::new(env!("CARGO_BIN_EXE_lessor"))
+            .args(["serve", "--fsync", "never", "--data-dir"])
+            .arg(&dir)
+            .arg("--listen-client-urls")
+            .arg(format!("http://127.0.0.1:{client}"))
+            .arg("--listen-peer-urls")
+            .arg(format!("http://127.0.0.1:{peer}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start lessor serve");
+        let served = Served(child, format!("http://127.0.0.1:{client}"));
+        for _ in 0..1200 {
+            if TcpStream::connect(("127.0.0.1", client)).is_ok() {
+                return served;
+            }
+            // Waiting on another process, which offers nothing to block on but its port.
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("lessor serve did not listen on port {client} within 60 s");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn grpc_loads_a_server_with_every_op_at_every_concurrency() {
+    let server = Served::start();
+    let args = [
+        "grpc",
+        "--quick",
+        "--endpoint",
+        &server.1,
+        "--clients",
+        "1,3",
+        "--duration",
+        "0.1",
+        "--leases",
+        "50",
+    ];
+    let lines = bench_json(&args);
+    let runs: Vec<(&str, u64)> = lines
+        .iter()
+        .map(|r| (r["op"].as_str().unwrap(), r["clients"].as_u64().unwrap()))
+        .collect();
+    let want = [
+        ("grant", 1),
+        ("grant", 3),
+        ("keep-alive", 1),
+        ("keep-alive", 3),
+    ];
+    assert_eq!(runs[..4], want);
+    assert_eq!(runs[4..], [("revoke", 1), ("revoke", 3)]);
+    for rec in &lines {
+        has_no_baseline(rec);
+        assert_eq!(rec["endpoint"].as_str(), Some(server.1.as_str()));
+        assert_eq!(rec["bytes_per_lease"], Value::Null);
+        let ops = num(&rec["ops"]);
+        assert!(ops > 0.0 && num(&rec["lessor"]["errors"]) == 0.0, "{rec}");
+        assert_eq!(num(&rec["lessor"]["samples"]), ops, "every op is timed");
+        if rec["op"] == "grant" {
+            // The server lists exactly the leases the clients counted as granted.
+            let listed = checks(rec);
+            let gained = listed
+                .iter()
+                .find(|c| c.0.contains("before + grants"))
+                .unwrap();
+            assert_eq!(gained.1, gained.2);
+        }
+    }
+}
+
+#[test]
+fn grpc_names_an_endpoint_that_does_not_answer_and_exits_1() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = lessor(&["bench", "grpc", "--quick", "--endpoint", &url]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot connect to {url}")),
+        "{stderr}"
+    );
 }

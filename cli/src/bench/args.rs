@@ -8,13 +8,22 @@ use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, ValueEnum};
+use lessor::FsyncPolicy;
+
+pub(crate) use super::values::{millis, GrpcOp, TtlDist};
+use super::values::{
+    parse_count, parse_endpoint, parse_fraction, parse_fsync, parse_secs, parse_tick,
+    DEFAULT_FSYNC_INTERVAL,
+};
 
 /// The lease counts of `--sweep` when `--sizes` does not name others.
 pub(crate) const SWEEP_SIZES: [u64; 4] = [1_000, 10_000, 100_000, 1_000_000];
 /// The most leases one run may ask for.
 pub(crate) const MAX_LEASES: u64 = 100_000_000;
-/// etcd's largest TTL, 9,000,000,000 s (lessor's `MAX_TTL`).
-const MAX_TTL: Duration = lessor::MAX_TTL;
+/// The `grpc` scenario's default concurrency levels.
+pub(crate) const DEFAULT_CLIENTS: [usize; 3] = [1, 16, 64];
+/// The `grpc` scenario's default endpoint (etcd's default client URL).
+pub(crate) const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:2379";
 
 /// `lessor bench`: measure one lease workload on lessor, on an etcd-style reference lessor and,
 /// for the map operations, on a bare hashbrown floor, in the same process and the same run.
@@ -25,14 +34,17 @@ pub(crate) struct BenchArgs {
     #[arg(value_enum)]
     pub(crate) scenario: Scenario,
 
-    /// Leases (sessions) in the engine: 1000, 1_000_000 and 1e6 all work
-    /// [default: 1e6; 1e4 with --quick, 2000 for expiry]
+    /// Leases (sessions) in the engine: 1000, 1_000_000 and 1e6 all work; for grpc, the
+    /// leases granted beforehand per revoke round
+    /// [default: 1e6; 1e4 with --quick, 2000 for expiry; durable-grant 1e5; grpc 2e4]
     #[arg(long, value_name = "N", value_parser = parse_count)]
     pub(crate) leases: Option<u64>,
 
-    /// Worker threads [default: the number of cores]
-    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub(crate) threads: Option<u16>,
+    /// Worker threads; durable-grant takes a list (1,2,4) and runs at each
+    /// [default: the number of cores]
+    #[arg(long, value_name = "T", value_delimiter = ',',
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub(crate) threads: Vec<u16>,
 
     /// Seconds each measurement runs; for expiry, the longest wait after the last deadline
     /// [default: 3; 10 for expiry; 0.25 with --quick, 1 for expiry]
@@ -44,8 +56,9 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "DIST", value_parser = TtlDist::parse)]
     pub(crate) ttl: Option<TtlDist>,
 
-    /// Keys attached to each lease (revoke, mixed) or per attach call (attach: at least 1)
-    #[arg(long, value_name = "K", default_value_t = 0,
+    /// Keys attached to each lease (revoke, mixed, recovery) or per attach call (attach: at
+    /// least 1)
+    #[arg(long, visible_alias = "keys", value_name = "K", default_value_t = 0,
           value_parser = clap::value_parser!(u16).range(0..=1024))]
     pub(crate) keys_per_lease: u16,
 
@@ -85,6 +98,36 @@ pub(crate) struct BenchArgs {
     /// lessor's expiry wheel tick, 1ms..1s
     #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_tick)]
     pub(crate) tick: Duration,
+
+    /// durable-grant, recovery: fsync policies, comma-separated, one run each: always,
+    /// interval (10ms), interval:DURATION, never
+    /// [default: durable-grant always,interval,never; recovery never (the fill's policy)]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_fsync)]
+    pub(crate) fsync: Vec<FsyncPolicy>,
+
+    /// durable-grant, recovery: the folder in which each run makes (and removes) its log's
+    /// temporary directory [default: the system's temporary folder]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+
+    /// grpc: an etcd-compatible endpoint, http://HOST:PORT; repeat it or separate with
+    /// commas, clients are spread over them [default: http://127.0.0.1:2379]
+    #[arg(long, value_name = "URL", value_delimiter = ',', value_parser = parse_endpoint)]
+    pub(crate) endpoint: Vec<String>,
+
+    /// grpc: concurrent clients, comma-separated, one run each [default: 1,16,64]
+    #[arg(long, value_name = "LIST", value_delimiter = ',',
+          value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub(crate) clients: Vec<u16>,
+
+    /// grpc: the operations to run, comma-separated [default: grant,keep-alive,revoke]
+    #[arg(long, value_enum, value_name = "LIST", value_delimiter = ',')]
+    pub(crate) ops: Vec<GrpcOp>,
+
+    /// grpc: HTTP/2 connections per endpoint; clients share them round-robin
+    #[arg(long, value_name = "C", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub(crate) connections: u16,
 }
 
 const AFTER_HELP: &str = "\
@@ -93,8 +136,17 @@ way etcd builds its own (one mutex, a hash map, a binary heap, a 500 ms scan rev
 1000 leases/s), and on a bare hashbrown map (the floor) for grant, renew, revoke and attach.
 Latencies are sampled on one operation in 256 (every one in mixed); throughput counts all.
 
-Exit codes: 0 ok; 1 a sanity check failed (ops counted != ops the engine shows); 2 bad
-arguments or a scenario that is not available yet.";
+recovery, durable-grant and grpc measure one target and have no baseline (`null` in the JSON):
+the etcd-style reference has no log, and grpc loads whatever server --endpoint names (run it
+against etcd and lessor and compare, as scripts/bench-vs-etcd does). They time every operation.
+  recovery       fills a log with N leases (K keys each), closes it, and times reopening it:
+                 replay from the segments, then from a snapshot after compact()
+  durable-grant  grants fresh ids through the log under each --fsync policy and --threads
+  grpc           LeaseGrant, LeaseKeepAlive (one stream per client, one request in flight)
+                 and LeaseRevoke against --endpoint, at each --clients level
+
+Exit codes: 0 ok; 1 a sanity check failed (ops counted != ops the engine shows) or an
+endpoint could not be reached; 2 bad arguments.";
 
 /// A workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -113,25 +165,22 @@ pub(crate) enum Scenario {
     Expiry,
     /// Promote N leases (with etcd's spreading of pile-ups)
     Promote,
-    /// Rebuild N leases from the write-ahead log (not available yet)
+    /// Rebuild N leases from the write-ahead log: replay from segments, then from a snapshot
     Recovery,
-    /// Grant with the write-ahead log under each fsync policy (not available yet)
+    /// Grant through the write-ahead log under each fsync policy
     DurableGrant,
-    /// Load an etcd-compatible endpoint over gRPC (not available yet)
+    /// Load an etcd-compatible endpoint over gRPC: grant, keep-alive, revoke
     Grpc,
 }
 
 impl Scenario {
-    /// Why this scenario cannot run yet, or `None` when it can.
-    pub(crate) fn unavailable(self) -> Option<&'static str> {
-        match self {
-            Scenario::Recovery | Scenario::DurableGrant => Some(
-                "it needs the write-ahead log, which this harness does not drive yet \
-                 (the library's `data_dir`/`fsync` options are newer than the harness)",
-            ),
-            Scenario::Grpc => Some("it needs the gRPC server, which lessor does not have yet"),
-            _ => None,
-        }
+    /// True for the scenarios that measure one target with no in-process reference
+    /// (recovery, durable-grant, grpc: see `bench::solo`).
+    pub(crate) fn is_solo(self) -> bool {
+        matches!(
+            self,
+            Scenario::Recovery | Scenario::DurableGrant | Scenario::Grpc
+        )
     }
 
     /// True when the hashbrown floor has a counterpart for this scenario's operation.
@@ -178,167 +227,6 @@ impl HeapKind {
     }
 }
 
-// ===== TTL distributions =====
-
-/// How TTLs are drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TtlDist {
-    /// Every lease gets this TTL.
-    Fixed(Duration),
-    /// Uniform over whole milliseconds from `lo` to `hi`, both included.
-    Uniform(Duration, Duration),
-}
-
-impl TtlDist {
-    /// Parses `fixed:60s`, `uniform:1s..10s` or a bare duration.
-    pub(crate) fn parse(s: &str) -> Result<TtlDist, String> {
-        let s = s.trim();
-        let dist = if let Some(rest) = s.strip_prefix("fixed:") {
-            TtlDist::Fixed(parse_duration(rest)?)
-        } else if let Some(rest) = s.strip_prefix("uniform:") {
-            let (lo, hi) = rest
-                .split_once("..")
-                .ok_or_else(|| format!("`{s}`: a uniform TTL is written uniform:LO..HI"))?;
-            let (lo, hi) = (parse_duration(lo)?, parse_duration(hi)?);
-            if lo > hi {
-                return Err(format!("`{s}`: the low end is above the high end"));
-            }
-            TtlDist::Uniform(lo, hi)
-        } else if s.contains(':') {
-            return Err(format!(
-                "`{s}`: unknown distribution; use fixed:DURATION or uniform:LO..HI"
-            ));
-        } else {
-            TtlDist::Fixed(parse_duration(s)?)
-        };
-        let (lo, hi) = dist.bounds();
-        if lo < Duration::from_millis(1) {
-            return Err(format!("`{s}`: TTLs must be at least 1ms"));
-        }
-        if hi > MAX_TTL {
-            return Err(format!(
-                "`{s}`: TTLs must be at most 9000000000s (etcd's limit)"
-            ));
-        }
-        Ok(dist)
-    }
-
-    /// The smallest and largest TTL the distribution can give.
-    pub(crate) fn bounds(self) -> (Duration, Duration) {
-        match self {
-            TtlDist::Fixed(d) => (d, d),
-            TtlDist::Uniform(lo, hi) => (lo, hi),
-        }
-    }
-
-    /// Draws one TTL (whole milliseconds) from a random word.
-    pub(crate) fn sample(self, random: u64) -> Duration {
-        match self {
-            TtlDist::Fixed(d) => d,
-            TtlDist::Uniform(lo, hi) => {
-                let (lo_ms, hi_ms) = (millis(lo), millis(hi));
-                Duration::from_millis(lo_ms + random % (hi_ms - lo_ms + 1))
-            }
-        }
-    }
-}
-
-impl fmt::Display for TtlDist {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TtlDist::Fixed(d) => write!(f, "fixed:{}", show_duration(*d)),
-            TtlDist::Uniform(lo, hi) => {
-                write!(f, "uniform:{}..{}", show_duration(*lo), show_duration(*hi))
-            }
-        }
-    }
-}
-
-/// Whole milliseconds of `d` (saturating).
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// `d` in whole seconds when it is a whole number of them (`60s`), else in ms (`1500ms`).
-fn show_duration(d: Duration) -> String {
-    let ms = millis(d);
-    if ms % 1000 == 0 {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
-}
-
-// ===== value parsers =====
-
-/// A count: `1000`, `1_000_000`, `1e6`, `2.5e5`.
-pub(crate) fn parse_count(s: &str) -> Result<u64, String> {
-    let t = s.trim().replace('_', "");
-    let bad = || format!("`{s}` is not a count (write 1000, 1_000_000 or 1e6)");
-    let n = if let Some((m, e)) = t.split_once(['e', 'E']) {
-        let m: f64 = m.parse().map_err(|_| bad())?;
-        let e: i32 = e.parse().map_err(|_| bad())?;
-        let v = m * 10f64.powi(e);
-        if !(0.0..=1e18).contains(&v) || v.fract() != 0.0 {
-            return Err(bad());
-        }
-        v as u64
-    } else {
-        t.parse().map_err(|_| bad())?
-    };
-    if n == 0 || n > MAX_LEASES {
-        return Err(format!("`{s}`: must be from 1 to {MAX_LEASES}"));
-    }
-    Ok(n)
-}
-
-/// A duration: `250ms`, `1.5s`, `2m`, `1h`, `500us`; a bare number is seconds.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let bad = || format!("`{s}` is not a duration (write 250ms, 1.5s, 2m or 1h)");
-    let v: f64 = num.parse().map_err(|_| bad())?;
-    let scale = match unit {
-        "us" | "µs" => 1e-6,
-        "ms" => 1e-3,
-        "" | "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        _ => return Err(bad()),
-    };
-    Duration::try_from_secs_f64(v * scale).map_err(|_| bad())
-}
-
-fn parse_secs(s: &str) -> Result<f64, String> {
-    let d = parse_duration(s)?;
-    if d < Duration::from_millis(10) || d > Duration::from_secs(3600) {
-        return Err(format!("`{s}`: must be from 0.01 to 3600 seconds"));
-    }
-    Ok(d.as_secs_f64())
-}
-
-fn parse_fraction(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number"))?;
-    if !(0.0..=1.0).contains(&v) {
-        return Err(format!("`{s}`: must be from 0 to 1"));
-    }
-    Ok(v)
-}
-
-fn parse_tick(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d < Duration::from_millis(1) || d > Duration::from_secs(1) {
-        return Err(format!("`{s}`: the tick must be from 1ms to 1s"));
-    }
-    Ok(d)
-}
-
 // ===== the resolved plan =====
 
 /// Everything a run needs, defaults filled in.
@@ -348,8 +236,10 @@ pub(crate) struct Plan {
     pub(crate) scenario: Scenario,
     /// Lease counts to run at, in order (one unless sweeping).
     pub(crate) sizes: Vec<u64>,
-    /// Worker threads.
+    /// Worker threads (the first of `thread_counts`).
     pub(crate) threads: usize,
+    /// durable-grant: every thread count to run at (the others: just `threads`).
+    pub(crate) thread_counts: Vec<usize>,
     /// Time per measurement (expiry: the longest wait after the last deadline).
     pub(crate) duration: Duration,
     /// TTL distribution.
@@ -368,6 +258,18 @@ pub(crate) struct Plan {
     pub(crate) json: bool,
     /// Where to draw the SVG.
     pub(crate) plot: Option<PathBuf>,
+    /// durable-grant, recovery: the fsync policies, one run each.
+    pub(crate) fsync: Vec<FsyncPolicy>,
+    /// durable-grant, recovery: where the temporary log directories go.
+    pub(crate) data_dir: PathBuf,
+    /// grpc: the endpoints.
+    pub(crate) endpoints: Vec<String>,
+    /// grpc: the concurrency levels, one run each.
+    pub(crate) clients: Vec<usize>,
+    /// grpc: the operations, one run each.
+    pub(crate) ops: Vec<GrpcOp>,
+    /// grpc: connections per endpoint.
+    pub(crate) connections: usize,
 }
 
 impl BenchArgs {
@@ -378,7 +280,10 @@ impl BenchArgs {
         let quick = self.quick;
         let default_leases = match (quick, s) {
             (true, Scenario::Expiry) => 2_000,
+            (true, Scenario::DurableGrant | Scenario::Grpc) => 1_000,
             (true, _) => 10_000,
+            (false, Scenario::DurableGrant) => 100_000,
+            (false, Scenario::Grpc) => 20_000,
             (false, _) => 1_000_000,
         };
         let sizes = if !self.sizes.is_empty() {
@@ -420,7 +325,29 @@ impl BenchArgs {
                 "mixed renews every TTL/3: TTLs must be at least 30ms",
             ));
         }
+        // grpc's checks count the leases the server lists: none may expire during a run (a
+        // revoke run takes at most twice its duration).
+        let outlast = 2 * duration + Duration::from_secs(10);
+        if s == Scenario::Grpc && ttl.bounds().0 < outlast {
+            return Err(usage(
+                ErrorKind::ValueValidation,
+                format!(
+                    "grpc's leases must outlast the run: TTLs must be at least 2 x --duration \
+                     + 10s ({}s here)",
+                    outlast.as_secs_f64()
+                ),
+            ));
+        }
         if let Some(path) = &self.plot {
+            if s.is_solo() {
+                return Err(usage(
+                    ErrorKind::ArgumentConflict,
+                    format!(
+                        "--plot draws the in-process comparisons; {} has none",
+                        s.name()
+                    ),
+                ));
+            }
             let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
             if dir.is_some_and(|d| !d.is_dir()) {
                 return Err(usage(
@@ -429,10 +356,7 @@ impl BenchArgs {
                 ));
             }
         }
-        let threads = self.threads.map_or_else(
-            || std::thread::available_parallelism().map_or(1, |n| n.get()),
-            usize::from,
-        );
+        let solo = self.solo_knobs()?;
         let mut keys = usize::from(self.keys_per_lease);
         if s == Scenario::Attach {
             keys = keys.max(1);
@@ -440,7 +364,8 @@ impl BenchArgs {
         Ok(Plan {
             scenario: s,
             sizes,
-            threads,
+            threads: solo.thread_counts[0],
+            thread_counts: solo.thread_counts,
             duration,
             ttl,
             keys,
@@ -450,8 +375,110 @@ impl BenchArgs {
             tick: self.tick,
             json: self.json,
             plot: self.plot.clone(),
+            fsync: solo.fsync,
+            data_dir: solo.data_dir,
+            endpoints: solo.endpoints,
+            clients: solo.clients,
+            ops: solo.ops,
+            connections: usize::from(self.connections),
         })
     }
+
+    /// The thread counts and the knobs of recovery, durable-grant and grpc, checked: each
+    /// belongs to its scenarios only, so that a knob that would do nothing is an error.
+    fn solo_knobs(&self) -> Result<SoloKnobs, clap::Error> {
+        let s = self.scenario;
+        let only = |given: bool, flag: &str, allowed: &[Scenario]| {
+            if given && !allowed.contains(&s) {
+                let names: Vec<&str> = allowed.iter().map(|a| a.name()).collect();
+                return Err(usage(
+                    ErrorKind::ArgumentConflict,
+                    format!("{flag} applies to {} only", names.join(" and ")),
+                ));
+            }
+            Ok(())
+        };
+        let logged = [Scenario::DurableGrant, Scenario::Recovery];
+        only(
+            self.threads.len() > 1,
+            "a list of --threads",
+            &[Scenario::DurableGrant],
+        )?;
+        only(!self.fsync.is_empty(), "--fsync", &logged)?;
+        only(self.data_dir.is_some(), "--data-dir", &logged)?;
+        only(!self.endpoint.is_empty(), "--endpoint", &[Scenario::Grpc])?;
+        only(!self.clients.is_empty(), "--clients", &[Scenario::Grpc])?;
+        only(!self.ops.is_empty(), "--ops", &[Scenario::Grpc])?;
+        if s == Scenario::Recovery && self.fsync.len() > 1 {
+            return Err(usage(
+                ErrorKind::ArgumentConflict,
+                "recovery takes one --fsync policy (the one its log is filled with)",
+            ));
+        }
+        let data_dir = self.data_dir.clone().unwrap_or_else(std::env::temp_dir);
+        if !data_dir.is_dir() {
+            return Err(usage(
+                ErrorKind::ValueValidation,
+                format!("--data-dir {}: not a folder", data_dir.display()),
+            ));
+        }
+        let fsync = match (s, self.fsync.is_empty()) {
+            (_, false) => dedup(self.fsync.clone()),
+            (Scenario::Recovery, true) => vec![FsyncPolicy::Never],
+            (_, true) => vec![
+                FsyncPolicy::Always,
+                FsyncPolicy::Interval(DEFAULT_FSYNC_INTERVAL),
+                FsyncPolicy::Never,
+            ],
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let thread_counts = match self.threads.is_empty() {
+            true => vec![cores],
+            false => dedup(self.threads.iter().map(|&t| usize::from(t)).collect()),
+        };
+        let endpoints = match self.endpoint.is_empty() {
+            true => vec![DEFAULT_ENDPOINT.to_string()],
+            false => dedup(self.endpoint.clone()),
+        };
+        let clients = match self.clients.is_empty() {
+            true => DEFAULT_CLIENTS.to_vec(),
+            false => dedup(self.clients.iter().map(|&c| usize::from(c)).collect()),
+        };
+        let ops = match self.ops.is_empty() {
+            true => GrpcOp::ALL.to_vec(),
+            false => dedup(self.ops.clone()),
+        };
+        Ok(SoloKnobs {
+            thread_counts,
+            fsync,
+            data_dir,
+            endpoints,
+            clients,
+            ops,
+        })
+    }
+}
+
+/// What [`BenchArgs::solo_knobs`] resolves.
+#[derive(Debug)]
+struct SoloKnobs {
+    thread_counts: Vec<usize>,
+    fsync: Vec<FsyncPolicy>,
+    data_dir: PathBuf,
+    endpoints: Vec<String>,
+    clients: Vec<usize>,
+    ops: Vec<GrpcOp>,
+}
+
+/// `v` without repeats, in first-seen order.
+fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
+    let mut out = Vec::with_capacity(v.len());
+    for x in v {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
 }
 
 /// A usage error in clap's format, for `lessor bench`.
@@ -466,63 +493,87 @@ pub(crate) fn usage(kind: ErrorKind, msg: impl fmt::Display) -> clap::Error {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+    use crate::{Cli, Command};
 
-    #[test]
-    fn counts() {
-        assert_eq!(parse_count("1000"), Ok(1000));
-        assert_eq!(parse_count("1_000_000"), Ok(1_000_000));
-        assert_eq!(parse_count("1e6"), Ok(1_000_000));
-        assert_eq!(parse_count("2.5e5"), Ok(250_000));
-        assert!(parse_count("0").is_err());
-        assert!(parse_count("1.5").is_err());
-        assert!(parse_count("1e9").is_err());
-        assert!(parse_count("ten").is_err());
-        assert!(parse_count("1.23e1").is_err());
+    fn resolve(args: &[&str]) -> Result<Plan, clap::Error> {
+        let argv = ["lessor", "bench"].iter().chain(args);
+        let Command::Bench(b) = Cli::try_parse_from(argv)?.command else {
+            panic!("{args:?} is a bench command");
+        };
+        b.resolve()
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("-1s").is_err());
-    }
-
-    #[test]
-    fn ttl_distributions() {
-        let s = Duration::from_secs;
-        assert_eq!(TtlDist::parse("fixed:60s"), Ok(TtlDist::Fixed(s(60))));
-        assert_eq!(TtlDist::parse("60s"), Ok(TtlDist::Fixed(s(60))));
+    fn solo_defaults() {
+        let p = resolve(&["durable-grant"]).unwrap();
+        assert_eq!(p.sizes, vec![100_000]);
+        let ten = FsyncPolicy::Interval(Duration::from_millis(10));
+        assert_eq!(p.fsync, vec![FsyncPolicy::Always, ten, FsyncPolicy::Never]);
+        assert_eq!(p.thread_counts, vec![p.threads]);
+        let p = resolve(&["recovery", "--quick"]).unwrap();
         assert_eq!(
-            TtlDist::parse("uniform:1s..10s"),
-            Ok(TtlDist::Uniform(s(1), s(10)))
+            (p.sizes[0], p.fsync.clone()),
+            (10_000, vec![FsyncPolicy::Never])
         );
-        assert!(TtlDist::parse("uniform:10s..1s").is_err());
-        assert!(TtlDist::parse("uniform:1s").is_err());
-        assert!(TtlDist::parse("normal:1s").is_err());
-        assert!(TtlDist::parse("fixed:0s").is_err());
-        assert!(TtlDist::parse("fixed:9000000001s").is_err());
-        for text in [
-            "fixed:60s",
-            "uniform:1s..10s",
-            "fixed:1500ms",
-            "fixed:7200s",
-        ] {
-            assert_eq!(TtlDist::parse(text).unwrap().to_string(), text);
-        }
+        let p = resolve(&["grpc"]).unwrap();
+        assert_eq!(p.endpoints, vec![DEFAULT_ENDPOINT.to_string()]);
+        assert_eq!(p.clients, DEFAULT_CLIENTS.to_vec());
+        assert_eq!(p.ops, GrpcOp::ALL.to_vec());
+        assert_eq!((p.sizes[0], p.connections), (20_000, 1));
     }
 
     #[test]
-    fn uniform_samples_stay_in_bounds_and_reach_both_ends() {
-        let d = TtlDist::Uniform(Duration::from_millis(10), Duration::from_millis(12));
-        let got: Vec<u64> = (0..30).map(|r| millis(d.sample(r))).collect();
-        assert!(got.iter().all(|ms| (10..=12).contains(ms)));
-        assert!(got.contains(&10) && got.contains(&12));
+    fn solo_lists_are_parsed_and_deduplicated() {
+        let p = resolve(&[
+            "durable-grant",
+            "--threads",
+            "1,2,2",
+            "--fsync",
+            "never,always",
+        ])
+        .unwrap();
+        assert_eq!(p.thread_counts, vec![1, 2]);
+        assert_eq!((p.threads, p.fsync.len()), (1, 2));
+        let p = resolve(&[
+            "grpc",
+            "--endpoint",
+            "127.0.0.1:1,http://127.0.0.1:2",
+            "--endpoint",
+            "127.0.0.1:3",
+            "--clients",
+            "4,8",
+            "--ops",
+            "keep-alive,revoke",
+        ])
+        .unwrap();
+        assert_eq!(p.endpoints.len(), 3);
+        assert_eq!(p.endpoints[0], "http://127.0.0.1:1");
+        assert_eq!(p.clients, vec![4, 8]);
+        assert_eq!(p.ops, vec![GrpcOp::KeepAlive, GrpcOp::Revoke]);
+        let p = resolve(&["recovery", "--keys", "3"]).unwrap();
+        assert_eq!(p.keys, 3);
+    }
+
+    #[test]
+    fn knobs_of_other_scenarios_are_refused() {
+        for args in [
+            &["grant", "--threads", "1,2"][..],
+            &["grant", "--fsync", "never"],
+            &["grpc", "--fsync", "never"],
+            &["recovery", "--fsync", "never,always"],
+            &["durable-grant", "--endpoint", "127.0.0.1:1"],
+            &["renew", "--clients", "4"],
+            &["revoke", "--ops", "grant"],
+            &["recovery", "--plot", "x.svg"],
+            &["grpc", "--ttl", "5s"],
+            &["grpc", "--endpoint", "https://127.0.0.1:1"],
+            &["durable-grant", "--data-dir", "/no/such/folder"],
+        ] {
+            assert!(resolve(args).is_err(), "{args:?} should be refused");
+        }
+        assert!(resolve(&["grpc", "--ttl", "30s", "--duration", "10"]).is_ok());
     }
 }

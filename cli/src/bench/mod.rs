@@ -14,14 +14,21 @@
 //! compare the harness's own counts with what the engine shows ([`outcome`]), as a table or one
 //! JSON object per run ([`report`]), optionally with an SVG ([`plot`]).
 //!
-//! Files: [`args`] (command line and plan), [`mod@run`] (orchestration), [`scenario`] (one file per
-//! workload, plus the threaded driver), [`rng`] (seeded randomness and the id layout),
-//! [`progress`] (the progress bar).
+//! Three scenarios measure one target instead, with no in-process reference ([`solo`]):
+//! `recovery` (rebuilding N leases from the write-ahead log), `durable-grant` (grants through the
+//! log under each fsync policy) and `grpc` (a load generator for any etcd-compatible server,
+//! [`grpc`]), which is how lessor's server is compared with etcd itself.
+//!
+//! Files: [`args`] (command line and plan), [`values`] (what the arguments parse),
+//! [`mod@run`] (orchestration), [`solo`] (orchestration of the one-target scenarios),
+//! [`scenario`] (one file per workload, plus the threaded driver), [`rng`] (seeded randomness
+//! and the id layout), [`progress`] (the progress bar).
 
 mod alloc;
 mod args;
 mod baseline;
 mod floor;
+mod grpc;
 mod outcome;
 mod plot;
 mod progress;
@@ -29,8 +36,10 @@ mod report;
 mod rng;
 mod run;
 mod scenario;
+mod solo;
 mod stats;
 mod target;
+mod values;
 
 pub(crate) use self::args::BenchArgs;
 pub(crate) use self::run::run;

@@ -13,6 +13,16 @@
 //! expiry), `checks_ok` (bool), and `lessor`, `baseline`, `floor` (null without a floor): one
 //! [`Detail`] object each. Fields may be added; none is renamed or removed without a new
 //! `schema` number.
+//!
+//! recovery, durable-grant and grpc (`bench::solo`) measure one target: their `lessor` object
+//! holds it (for grpc, the server at `endpoint`, whichever it is), and `baseline_ops_per_sec`,
+//! `ratio_vs_baseline`, `baseline_bytes_per_lease` and `baseline` are null (the etcd-style
+//! reference has no log, and grpc's comparison is between two runs), as is `bytes_per_lease`
+//! for grpc (whose `lessor.bytes_per_lease` is 0: the server's memory is not in this process). Their own fields, null for every other scenario: `fsync` (string, durable-grant
+//! and recovery), `fsyncs` (null: the library does not expose its fsync count yet),
+//! `replay_from` ("segments" or "snapshot"), `replay_records`, `log_bytes` (recovery),
+//! `endpoint` (string, the endpoints comma-separated), `clients`, `connections` and `op`
+//! ("grant", "keep-alive" or "revoke") for grpc.
 
 use std::fmt::Write as _;
 
@@ -42,12 +52,12 @@ pub(crate) struct Record {
     pub(crate) p50_ns: Option<u64>,
     pub(crate) p99_ns: Option<u64>,
     pub(crate) p999_ns: Option<u64>,
-    pub(crate) baseline_ops_per_sec: f64,
+    pub(crate) baseline_ops_per_sec: Option<f64>,
     pub(crate) ratio_vs_baseline: Option<f64>,
     pub(crate) floor_ops_per_sec: Option<f64>,
     pub(crate) cost_vs_floor: Option<f64>,
-    pub(crate) bytes_per_lease: f64,
-    pub(crate) baseline_bytes_per_lease: f64,
+    pub(crate) bytes_per_lease: Option<f64>,
+    pub(crate) baseline_bytes_per_lease: Option<f64>,
     pub(crate) floor_bytes_per_lease: Option<f64>,
     pub(crate) lateness_p99_ms: Option<f64>,
     pub(crate) lateness_max_ms: Option<f64>,
@@ -57,8 +67,24 @@ pub(crate) struct Record {
     pub(crate) baseline_delivered: Option<u64>,
     pub(crate) checks_ok: bool,
     pub(crate) lessor: Detail,
-    pub(crate) baseline: Detail,
+    pub(crate) baseline: Option<Detail>,
     pub(crate) floor: Option<Detail>,
+    #[serde(flatten)]
+    pub(crate) solo: SoloFields,
+}
+
+/// The fields of recovery, durable-grant and grpc; all null for the other scenarios.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct SoloFields {
+    pub(crate) fsync: Option<String>,
+    pub(crate) fsyncs: Option<u64>,
+    pub(crate) replay_from: Option<&'static str>,
+    pub(crate) replay_records: Option<u64>,
+    pub(crate) log_bytes: Option<u64>,
+    pub(crate) endpoint: Option<String>,
+    pub(crate) clients: Option<u64>,
+    pub(crate) connections: Option<u64>,
+    pub(crate) op: Option<&'static str>,
 }
 
 /// One target's figures.
@@ -111,7 +137,8 @@ fn ms(ns: Option<u64>) -> Option<f64> {
 }
 
 impl Detail {
-    fn of(o: &Outcome) -> Self {
+    /// The figures of one outcome.
+    pub(crate) fn of(o: &Outcome) -> Self {
         let q = |h: &Hist, p| h.quantile(p);
         let late = o.lateness.as_ref();
         let behind = o.behind.as_ref();
@@ -174,12 +201,12 @@ impl Record {
             p50_ns: l.p50_ns,
             p99_ns: l.p99_ns,
             p999_ns: l.p999_ns,
-            baseline_ops_per_sec: b.ops_per_sec,
+            baseline_ops_per_sec: Some(b.ops_per_sec),
             ratio_vs_baseline: ratio(l.ops_per_sec, b.ops_per_sec),
             floor_ops_per_sec: f.as_ref().map(|f| f.ops_per_sec),
             cost_vs_floor: f.as_ref().and_then(|f| ratio(f.ops_per_sec, l.ops_per_sec)),
-            bytes_per_lease: l.bytes_per_lease,
-            baseline_bytes_per_lease: b.bytes_per_lease,
+            bytes_per_lease: Some(l.bytes_per_lease),
+            baseline_bytes_per_lease: Some(b.bytes_per_lease),
             floor_bytes_per_lease: f.as_ref().map(|f| f.bytes_per_lease),
             lateness_p99_ms: l.lateness_p99_ms,
             lateness_max_ms: l.lateness_max_ms,
@@ -191,8 +218,57 @@ impl Record {
                 && c.baseline.checks_ok()
                 && c.floor.as_ref().is_none_or(Outcome::checks_ok),
             lessor: l,
-            baseline: b,
+            baseline: Some(b),
             floor: f,
+            solo: SoloFields::default(),
+        }
+    }
+
+    /// The record of a run with one target and no baseline (recovery, durable-grant, grpc):
+    /// `threads` and `solo` as that run had them; `bytes_per_lease` when it could be measured.
+    pub(crate) fn solo(
+        plan: &Plan,
+        leases: u64,
+        threads: usize,
+        out: &Outcome,
+        bytes_per_lease: Option<f64>,
+        solo: SoloFields,
+    ) -> Self {
+        let mut l = Detail::of(out);
+        l.bytes_per_lease = bytes_per_lease.map_or(0.0, |b| round(b, 1));
+        Record {
+            schema: SCHEMA,
+            scenario: plan.scenario.name(),
+            leases,
+            threads: threads as u64,
+            duration_secs: plan.duration.as_secs_f64(),
+            seed: plan.seed,
+            ttl: plan.ttl.to_string(),
+            keys_per_lease: plan.keys as u64,
+            baseline_heap: plan.heap.name(),
+            ops: l.ops,
+            ops_per_sec: l.ops_per_sec,
+            p50_ns: l.p50_ns,
+            p99_ns: l.p99_ns,
+            p999_ns: l.p999_ns,
+            baseline_ops_per_sec: None,
+            ratio_vs_baseline: None,
+            floor_ops_per_sec: None,
+            cost_vs_floor: None,
+            bytes_per_lease: bytes_per_lease.map(|b| round(b, 1)),
+            baseline_bytes_per_lease: None,
+            floor_bytes_per_lease: None,
+            lateness_p99_ms: None,
+            lateness_max_ms: None,
+            baseline_lateness_p99_ms: None,
+            baseline_lateness_max_ms: None,
+            delivered: None,
+            baseline_delivered: None,
+            checks_ok: out.checks_ok(),
+            lessor: l,
+            baseline: None,
+            floor: None,
+            solo,
         }
     }
 
@@ -204,9 +280,15 @@ impl Record {
     /// Every failed check, one line each.
     pub(crate) fn failures(&self) -> Vec<String> {
         let mut lines = Vec::new();
+        // grpc measures whatever server its endpoint is.
+        let first = if self.solo.endpoint.is_some() {
+            "server"
+        } else {
+            "lessor"
+        };
         let targets = [
-            ("lessor", Some(&self.lessor)),
-            ("etcd-style", Some(&self.baseline)),
+            (first, Some(&self.lessor)),
+            ("etcd-style", self.baseline.as_ref()),
             ("floor", self.floor.as_ref()),
         ];
         for (name, detail) in targets {
@@ -247,7 +329,7 @@ impl Record {
         let _ = writeln!(s, "  {}", kind.header());
         let rows = [
             ("lessor", Some(&self.lessor)),
-            ("etcd-style", Some(&self.baseline)),
+            ("etcd-style", self.baseline.as_ref()),
             ("floor", self.floor.as_ref()),
         ];
         for (name, d) in rows {

@@ -1,5 +1,6 @@
 //! `lessor bench`: resolves the plan, runs the scenario on every target at every lease count,
-//! prints each run (table or JSON line), draws the plot, and picks the exit code.
+//! prints each run (table or JSON line), draws the plot, and picks the exit code. The
+//! one-target scenarios (recovery, durable-grant, grpc) go to `bench::solo` instead.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -13,22 +14,16 @@ use super::progress::Progress;
 use super::report::Record;
 use super::scenario::common::{interleave, Ctx, Measurement, SLICES};
 use super::scenario::{attach, expiry, grant, mixed, promote, renew, revoke};
+use super::solo;
 use super::target::{LessorTarget, TargetConfig};
 
 /// Exit code for a run whose sanity checks failed.
 const EXIT_CHECK_FAILED: u8 = 1;
-/// Exit code for bad arguments and scenarios that cannot run yet (clap's own is 2 too).
+/// Exit code for bad arguments (clap's own is 2 too).
 const EXIT_USAGE: u8 = 2;
 
 /// Runs `lessor bench`.
 pub(crate) fn run(args: BenchArgs) -> ExitCode {
-    if let Some(why) = args.scenario.unavailable() {
-        eprintln!(
-            "error: the `{}` scenario is not available yet: {why}",
-            args.scenario.name()
-        );
-        return ExitCode::from(EXIT_USAGE);
-    }
     let plan = match args.resolve() {
         Ok(plan) => plan,
         Err(e) => {
@@ -36,6 +31,9 @@ pub(crate) fn run(args: BenchArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if plan.scenario.is_solo() {
+        return solo::run(&plan);
+    }
     let tty = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
     let steps = match plan.scenario {
         Scenario::Mixed | Scenario::Expiry => 2,
@@ -135,7 +133,7 @@ pub(crate) fn compare(plan: &Plan, n: u64, progress: &Progress) -> Comparison {
         Scenario::Mixed => in_turn!(mixed),
         Scenario::Expiry => in_turn!(expiry),
         Scenario::Recovery | Scenario::DurableGrant | Scenario::Grpc => {
-            unreachable!("unavailable scenarios stop before the plan")
+            unreachable!("the one-target scenarios run in `bench::solo`")
         }
     };
     Comparison {
@@ -162,7 +160,7 @@ fn draw(plan: &Plan, records: &[Record], last: &Comparison) -> String {
         Series {
             label: "etcd-style (one mutex + heap)",
             color: COLORS[1],
-            points: pick(|r| Some(r.baseline_ops_per_sec)),
+            points: pick(|r| r.baseline_ops_per_sec),
         },
     ];
     let floor = pick(|r| r.floor_ops_per_sec);

@@ -164,6 +164,18 @@ impl Ops for LessorWorker<'_> {
     }
 }
 
+impl LessorTarget {
+    /// A lessor the caller built (a durable one, for recovery and durable-grant), as a target.
+    pub(crate) fn from_lessor(lessor: Lessor) -> Self {
+        LessorTarget(lessor)
+    }
+
+    /// The lessor itself.
+    pub(crate) fn lessor(&self) -> &Lessor {
+        &self.0
+    }
+}
+
 impl Target for LessorTarget {
     type Worker<'a> = LessorWorker<'a>;
 

@@ -73,10 +73,41 @@ impl Ctx<'_> {
     }
 }
 
-/// Grants every thread's leases among `0..n`, with `keys` keys each.
-struct Prefill<'c, 'p> {
-    ctx: &'c Ctx<'p>,
+/// A context for unit tests: `n` leases, `threads` threads, `keys` keys each, `duration`;
+/// TTL 60 s, seed 1, tick 10 ms.
+#[cfg(test)]
+pub(crate) fn test_ctx(
+    progress: &Progress,
+    n: u64,
+    threads: usize,
     keys: usize,
+    duration: Duration,
+) -> Ctx<'_> {
+    Ctx {
+        n,
+        threads,
+        duration,
+        ttl: TtlDist::Fixed(Duration::from_secs(60)),
+        keys,
+        seed: 1,
+        churn: 0.0,
+        config: TargetConfig {
+            threads,
+            primary: true,
+            tick: Duration::from_millis(10),
+            heap: crate::bench::args::HeapKind::Fix,
+        },
+        progress,
+    }
+}
+
+/// Grants every thread's leases among `0..n`, with `keys` keys each; each thread reports how
+/// many of its grants succeeded.
+pub(crate) struct Prefill<'c, 'p> {
+    /// The run (its `n`, `threads`, TTLs).
+    pub(crate) ctx: &'c Ctx<'p>,
+    /// Keys attached to each lease.
+    pub(crate) keys: usize,
 }
 
 impl Body for Prefill<'_, '_> {

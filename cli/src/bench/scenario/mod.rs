@@ -12,13 +12,21 @@
 //! | [`mixed`] | a session's renew, or its replacement | - | leases = N + grants - revokes |
 //! | [`expiry`] | a lease delivered as expired | - | leases = N - revokes |
 //! | [`promote`] | a lease promoted | - | every lease has a deadline |
+//! | [`recovery`] | a lease rebuilt by a reopen | - | leases and keys rebuilt = N, N x K |
+//! | [`durable`] | a grant through the log | - | leases (and, reopened, the log) = N + grants |
+//!
+//! recovery and durable-grant share [`logdir`] (a temporary data directory and a durable
+//! lessor on it); they, and grpc (`bench::grpc`), are run by `bench::solo`.
 
 pub(crate) mod attach;
 pub(crate) mod common;
 pub(crate) mod driver;
+pub(crate) mod durable;
 pub(crate) mod expiry;
 pub(crate) mod grant;
+pub(crate) mod logdir;
 pub(crate) mod mixed;
 pub(crate) mod promote;
+pub(crate) mod recovery;
 pub(crate) mod renew;
 pub(crate) mod revoke;
