@@ -62,7 +62,7 @@ pub struct LessorBuilder {
     compact_min_bytes: u64,
     checkpoint_interval: Option<Duration>,
     checkpoint_rate: u32,
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-util"))]
     fs: Option<Arc<dyn crate::wal::FileSystem>>,
 }
 
@@ -136,7 +136,7 @@ impl LessorBuilder {
             compact_min_bytes: DEFAULT_SEGMENT_BYTES,
             checkpoint_interval: Some(Duration::from_secs(300)),
             checkpoint_rate: 1000,
-            #[cfg(test)]
+            #[cfg(any(test, feature = "test-util"))]
             fs: None,
         }
     }
@@ -414,10 +414,30 @@ impl LessorBuilder {
         self
     }
 
-    /// The file system the log uses (tests inject failures through it).
-    #[cfg(test)]
-    pub(crate) fn file_system(mut self, fs: Arc<dyn crate::wal::FileSystem>) -> Self {
-        self.fs = Some(fs);
+    /// The file system the log of [`data_dir`](Self::data_dir) lives on, instead of the disk:
+    /// a [`MemFs`](crate::test_util::MemFs), which can crash (feature `test-util`). The
+    /// crate's own tests also pass file systems that fail chosen calls.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lessor::test_util::MemFs;
+    /// use lessor::{LeaseId, Lessor};
+    /// use std::time::Duration;
+    ///
+    /// let fs = MemFs::new();
+    /// let lessor = Lessor::builder().data_dir("/data").file_system(fs.clone()).build()?;
+    /// lessor.grant(LeaseId::new(1), Duration::from_secs(60))?;
+    /// drop(lessor);
+    /// let again = Lessor::builder().data_dir("/data").file_system(fs).build()?;
+    /// assert_eq!(again.recovery().map(|r| r.leases), Some(1));
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    #[cfg(any(test, feature = "test-util"))]
+    // The bound names the crate's file-system seam; outside the crate only `MemFs` meets it.
+    #[allow(private_bounds)]
+    pub fn file_system(mut self, fs: impl Into<Arc<dyn crate::wal::FileSystem>>) -> Self {
+        self.fs = Some(fs.into());
         self
     }
 
@@ -534,13 +554,13 @@ impl LessorBuilder {
         }
         let mut recovery = None;
         if let Some(dir) = self.data_dir {
-            #[cfg_attr(not(test), allow(unused_mut))]
+            #[cfg_attr(not(any(test, feature = "test-util")), allow(unused_mut))]
             let mut opts = WalOptions {
                 fsync: self.fsync,
                 segment_bytes: self.segment_bytes,
                 ..WalOptions::default()
             };
-            #[cfg(test)]
+            #[cfg(any(test, feature = "test-util"))]
             if let Some(fs) = self.fs {
                 opts.fs = fs;
             }

@@ -45,6 +45,8 @@ mod radix;
 mod shard;
 mod store;
 mod sync;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_util;
 mod wal;
 mod wheel;
 

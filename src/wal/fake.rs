@@ -17,8 +17,8 @@
 //!   sync, truncate, rename and remove fails and writes nothing), or hold every file sync until
 //!   a gate drops ([`FailingFs::hold_syncs`]).
 
-// The fuzz entry points use only part of the fakes.
-#![cfg_attr(fuzzing, allow(dead_code))]
+// The fuzz entry points and the `test-util` feature use only part of the fakes.
+#![cfg_attr(not(test), allow(dead_code, unreachable_pub))]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -31,9 +31,28 @@ use super::sync::{self, Arc, AtomicU64, Mutex, Ordering};
 
 // ===== impl MemFs =====
 
-/// An in-memory file system that can crash. Clones share the same files.
+/// An in-memory file system that can crash, for a lessor's log in tests
+/// ([`LessorBuilder::file_system`](crate::LessorBuilder::file_system)). Clones share the same
+/// files; [`crashed`](Self::crashed) returns what would survive a power loss.
+///
+/// # Examples
+///
+/// ```
+/// use lessor::test_util::MemFs;
+/// use lessor::{LeaseId, Lessor};
+/// use std::time::Duration;
+///
+/// let fs = MemFs::new();
+/// let open = |fs: &MemFs| Lessor::builder().data_dir("/data").file_system(fs.clone()).build();
+/// let lessor = open(&fs)?;
+/// lessor.grant(LeaseId::new(1), Duration::from_secs(60))?;
+/// let after = fs.crashed(); // the power goes out here
+/// drop(lessor);
+/// assert!(open(&after)?.lookup(LeaseId::new(1)).is_some());
+/// # Ok::<(), lessor::Error>(())
+/// ```
 #[derive(Debug, Clone, Default)]
-pub(crate) struct MemFs {
+pub struct MemFs {
     state: Arc<Mutex<MemState>>,
 }
 
@@ -127,7 +146,17 @@ impl MemState {
 
 impl MemFs {
     /// An empty file system.
-    pub(crate) fn new() -> Self {
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lessor = lessor::Lessor::builder()
+    ///     .data_dir("/data")
+    ///     .file_system(lessor::test_util::MemFs::new())
+    ///     .build()?;
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn new() -> Self {
         Self::default()
     }
 
@@ -138,7 +167,28 @@ impl MemFs {
     /// A new file system holding only what had been made durable here: every file's synced
     /// bytes, under the names that a directory sync had recorded. This one is left as it is
     /// (a log still writing to it changes nothing in the copy).
-    pub(crate) fn crashed(&self) -> MemFs {
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lessor::test_util::MemFs;
+    /// use lessor::{FsyncPolicy, LeaseId, Lessor};
+    /// use std::time::Duration;
+    ///
+    /// let fs = MemFs::new();
+    /// let open = |fs: &MemFs| {
+    ///     let b = Lessor::builder().data_dir("/data").fsync(FsyncPolicy::Never);
+    ///     b.file_system(fs.clone()).build()
+    /// };
+    /// let lessor = open(&fs)?;
+    /// lessor.grant(LeaseId::new(1), Duration::from_secs(60))?; // written, never synced
+    /// let after = fs.crashed();
+    /// drop(lessor); // a clean stop syncs, but only `fs` sees it
+    /// assert!(open(&after)?.lookup(LeaseId::new(1)).is_none());
+    /// assert!(open(&fs)?.lookup(LeaseId::new(1)).is_some());
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn crashed(&self) -> MemFs {
         self.with(|s| {
             let mut out = MemState {
                 dirs: s.dirs.clone(),
@@ -197,6 +247,12 @@ impl MemFs {
     /// The calls counted so far.
     pub(crate) fn counts(&self) -> MemCounts {
         self.with(|s| s.counts)
+    }
+}
+
+impl From<MemFs> for Arc<dyn FileSystem> {
+    fn from(fs: MemFs) -> Self {
+        shared_fs(fs)
     }
 }
 

@@ -42,7 +42,7 @@
 //!   `super::…` (the benches compile these files outside the crate with their own imports).
 //!   The tests live in `tests/` for the same reason.
 
-#[cfg(any(test, fuzzing))]
+#[cfg(any(test, fuzzing, feature = "test-util"))]
 pub(crate) mod fake;
 mod format;
 mod fs;
@@ -58,10 +58,12 @@ mod writer;
 #[cfg(all(test, not(lessor_loom)))]
 mod tests;
 
+#[cfg(any(test, fuzzing))]
+pub(crate) use self::fs::shared_fs;
+#[cfg(any(test, fuzzing, feature = "test-util"))]
+pub(crate) use self::fs::FileSystem;
 #[cfg(test)]
 pub(crate) use self::fs::StdFs;
-#[cfg(any(test, fuzzing))]
-pub(crate) use self::fs::{shared_fs, FileSystem};
 pub(crate) use self::log::Wal;
 pub use self::options::FsyncPolicy;
 #[cfg(test)]

@@ -112,3 +112,21 @@ fn expired_lease_restarts_after_demote_and_promote() {
 fn batches_of_one() {
     replay("batches-of-one");
 }
+
+/// Durable (log on a `MemFs`): grants, attaches (one moving a key), a detach, Checkpoint(2,
+/// 4ms), then at 7 ms Renew(1) and Renew(2) (which clears 2's checkpoint in memory only), a
+/// grant and revoke of 3, Crash: 1 comes back with its full 40 ms, 2 with the logged 4 ms, 3
+/// not at all, the keys as they were. 2 expires at 5 ms and is delivered; a Restart brings it
+/// back live (delivered but not revoked), again from its checkpoint.
+#[test]
+fn crash_keeps_logged_changes_and_forgets_renewals() {
+    replay("crash-keeps-logged-changes-and-forgets-renewals");
+}
+
+/// Durable, revoke mode: 1 expires and is revoked by the engine (logged), then Demote, Crash
+/// (reopens not primary: 2 "forever"), Promote(1ms), Crash (reopens primary: 2 gets its TTL
+/// from time 0), Stop, Restart (running again).
+#[test]
+fn reopen_keeps_revoke_mode_expiries_and_primary_state() {
+    replay("reopen-keeps-revoke-mode-expiries-and-primary-state");
+}

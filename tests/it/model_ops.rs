@@ -18,7 +18,24 @@
 //!
 //! The lessor runs on a [`ManualClock`], with no expiry thread, a 1 ms minimum TTL and tick,
 //! `revoke_rate(u32::MAX)` (so promote never spreads expiries: spreading is covered by
-//! `tests/it/promote.rs`), and a recording range deleter.
+//! `tests/it/promote.rs`), and a recording range deleter. When the configuration byte's top
+//! bit is set it is durable: its log (fsync `Always`, 256-byte segments so that they rotate
+//! often) lives on a [`MemFs`], and the crash and restart ops reopen it on what survived.
+//!
+//! # Crash and restart
+//!
+//! - **Crash** takes the file system's crashed view ([`MemFs::crashed`]: only synced bytes and
+//!   directory entries) at the moment of the "power loss", then drops the old lessor. Its
+//!   `Drop` still closes its log, but on the old file system, which is then thrown away: the
+//!   new lessor opens a copy that no thread of the old one can reach.
+//! - **Restart** stops the lessor, drops it (which releases the log's lock) and reopens the
+//!   same, live file system.
+//! - Either way the new lessor has the same clock (its engine time starts again at 0) and
+//!   starts primary exactly when the old one was primary at that moment; a durable one
+//!   replays its log and, if primary, promotes with no extension. Without a log it starts
+//!   empty. The reference model's `reopen` says what survives; the state is compared (every
+//!   lookup, key, `leases()`, `len()`, `is_primary()`, plus the counts of
+//!   [`Lessor::recovery`]) right after.
 
 #[path = "model_ref.rs"]
 mod reference;
@@ -27,6 +44,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use lessor::test_util::MemFs;
 use lessor::{
     Error, ExpiryMode, Lease, LeaseId, Lessor, ManualClock, RangeDeleter, TxnDelete, MAX_TTL,
 };
@@ -135,6 +153,8 @@ struct Config {
     retry_ms: u64,
     primary: bool,
     batch_max: usize,
+    /// A log on a [`MemFs`] (the top bit; inputs saved before it existed leave it clear).
+    durable: bool,
 }
 
 impl Config {
@@ -149,6 +169,7 @@ impl Config {
             retry_ms: if b & 8 == 0 { 3_600_000 } else { 3 },
             primary: b & 16 == 0,
             batch_max: [1024, 1, 2, 1024][usize::from(b >> 5) & 3],
+            durable: b & 128 != 0,
         }
     }
 }
@@ -168,6 +189,10 @@ enum Op {
     Promote(Duration),
     Demote,
     Stop,
+    /// Power loss, then a new lessor on what was durable.
+    Crash,
+    /// A clean stop, then a new lessor on the same files.
+    Restart,
 }
 
 fn decode_op(r: &mut Reader<'_>) -> Option<Op> {
@@ -183,14 +208,14 @@ fn decode_op(r: &mut Reader<'_>) -> Option<Op> {
         11 | 12 => Op::RunExpiry,
         13 => Op::Promote(r.pick(&EXTRAS)?),
         14 => Op::Demote,
-        // Stop ends most of what follows, so keep it rare: 1 in 64 of these bytes.
-        _ => {
-            if r.byte()? % 64 == 0 {
-                Op::Stop
-            } else {
-                Op::RunExpiry
-            }
-        }
+        // Stop ends most of what follows, so keep it rare: 1 in 64 of these bytes; crash (6
+        // in 64) and restart (3 in 64) came later and took values that meant an expiry step.
+        _ => match r.byte()? % 64 {
+            0 => Op::Stop,
+            1..=6 => Op::Crash,
+            7..=9 => Op::Restart,
+            _ => Op::RunExpiry,
+        },
     })
 }
 
@@ -310,46 +335,102 @@ pub(crate) fn run(data: &[u8]) {
     }
 }
 
-/// The lessor under test, its clock and range deleter, and the model.
+/// Where a durable lessor keeps its log, on the [`MemFs`].
+const DATA_DIR: &str = "/data";
+
+/// The log's segment size: small, so that segments rotate every dozen records or so.
+const SEGMENT_BYTES: u64 = 256;
+
+/// The lessor under test, its clock, range deleter and file system, and the model.
 struct Harness {
     cfg: Config,
     clock: ManualClock,
     recorder: Recorder,
-    lessor: Lessor,
+    /// The durable lessor's file system; `None` without a log.
+    fs: Option<MemFs>,
+    /// Always `Some` between ops (`None` only while reopening).
+    lessor: Option<Lessor>,
     model: Model,
 }
 
 impl Harness {
     fn new(cfg: Config) -> Self {
-        let clock = ManualClock::new();
-        let recorder = Recorder::default();
-        let lessor = Lessor::builder()
-            .clock(clock.clone())
+        let mut h = Harness {
+            cfg,
+            clock: ManualClock::new(),
+            recorder: Recorder::default(),
+            fs: cfg.durable.then(MemFs::new),
+            lessor: None,
+            model: Model::new(cfg.primary, cfg.mode, cfg.retry_ms),
+        };
+        h.lessor = Some(h.open(cfg.primary));
+        h
+    }
+
+    /// A lessor on the harness's clock and file system (if any).
+    fn open(&self, primary: bool) -> Lessor {
+        let cfg = self.cfg;
+        let mut b = Lessor::builder()
+            .clock(self.clock.clone())
             .expiry_thread(false)
             .shards(cfg.shards)
             .min_ttl(Duration::from_millis(1))
             .tick(Duration::from_millis(1))
             .max_key_size(MAX_KEY)
             .revoke_rate(u32::MAX)
-            .primary(cfg.primary)
+            .primary(primary)
             .expiry_mode(cfg.mode)
             .retry_interval(Duration::from_millis(cfg.retry_ms))
             .expiry_channel(4096, cfg.batch_max)
-            .range_deleter(recorder.clone())
-            .build()
-            .expect("the model's options are valid");
-        Harness {
-            cfg,
-            clock,
-            recorder,
-            lessor,
-            model: Model::new(cfg.primary, cfg.mode, cfg.retry_ms),
+            .range_deleter(self.recorder.clone());
+        if let Some(fs) = &self.fs {
+            b = b
+                .data_dir(DATA_DIR)
+                .log_sizes(SEGMENT_BYTES, u64::MAX)
+                .file_system(fs.clone());
         }
+        b.build()
+            .expect("the model's options are valid and its log opens")
+    }
+
+    fn lessor(&self) -> &Lessor {
+        self.lessor.as_ref().expect("open between ops")
+    }
+
+    /// Ends the lessor, by a crash (`clean == false`: only what was durable survives) or by a
+    /// clean stop, and opens a new one on what is left, primary as the old one was; then
+    /// checks what the new one says it recovered.
+    fn reopen(&mut self, clean: bool, what: &str, trace: &Trace<'_>) {
+        let old = self.lessor.take().expect("open between ops");
+        if clean {
+            old.stop();
+        } else if let Some(fs) = &mut self.fs {
+            // The power goes out now. `old`'s log writer keeps the old file system (its drop
+            // below closes the log there); the new lessor gets a copy nothing else can reach.
+            *fs = fs.crashed();
+        }
+        drop(old);
+        let primary = self.model.primary;
+        let lessor = self.open(primary);
+        self.model.reopen(self.fs.is_some(), primary);
+        let got = lessor
+            .recovery()
+            .map(|r| (r.leases, r.keys, r.truncated_tail));
+        let want = self.fs.as_ref().map(|_| {
+            let m = &self.model;
+            (m.leases.len(), m.keys.len(), None)
+        });
+        same(&format!("{what}: recovery()"), got, want, trace);
+        self.lessor = Some(lessor);
     }
 
     /// Runs one op on both sides and compares the answers.
     fn apply(&mut self, op: &Op, what: &str, trace: &Trace<'_>) {
-        let (l, m) = (&self.lessor, &mut self.model);
+        if let Op::Crash | Op::Restart = op {
+            return self.reopen(matches!(op, Op::Restart), what, trace);
+        }
+        let l = self.lessor.as_ref().expect("open between ops");
+        let m = &mut self.model;
         match op {
             Op::Grant(id, ttl) => same(
                 what,
@@ -409,20 +490,21 @@ impl Harness {
                 l.stop();
                 m.stopped = true;
             }
+            Op::Crash | Op::Restart => unreachable!("handled above"),
         }
     }
 
     /// One expiry step on both sides: the count, then the delivered leases as a multiset, and
     /// in deadline order when no batch could have gone out before the end of the step.
     fn run_expiry(&mut self, what: &str, trace: &Trace<'_>) {
-        let got = answer(self.lessor.run_expiry_once(), |n| n);
+        let got = answer(self.lessor().run_expiry_once(), |n| n);
         let want = self.model.run_expiry();
         let count = want.as_ref().map(Vec::len).map_err(Clone::clone);
         same(what, got, count, trace);
         if want.is_ok() {
             // Every lease with a deadline is in the wheel (or awaits redelivery); while not
             // primary the worker tracks nothing.
-            let tracked = self.lessor.expiry_tracked();
+            let tracked = self.lessor().expiry_tracked();
             let live = self.model.leases.values().filter(|l| l.deadline != FOREVER);
             let live = live.count();
             let ok = if self.model.primary {
@@ -436,7 +518,7 @@ impl Harness {
             );
         }
         let batch_max = self.cfg.batch_max;
-        let batches: Vec<Vec<Lease>> = self.lessor.expired_leases().try_iter().collect();
+        let batches: Vec<Vec<Lease>> = self.lessor().expired_leases().try_iter().collect();
         for b in &batches {
             let ok = !b.is_empty() && b.len() <= batch_max;
             assert!(
@@ -465,7 +547,8 @@ impl Harness {
     /// Everything observable, after every op: invariants, every lookup, every key's lease,
     /// `leases()` in order, `len()`, `is_primary()` and the revoke transactions.
     fn compare_state(&mut self, what: &str, trace: &Trace<'_>) {
-        let (l, m) = (&self.lessor, &mut self.model);
+        let l = self.lessor.as_ref().expect("open between ops");
+        let m = &mut self.model;
         if let Err(e) = l.check_invariants() {
             panic!("{what}: invariant broken: {e}\n{trace}");
         }

@@ -23,6 +23,16 @@
 //!   in notify mode it stays, and is delivered again every retry interval until revoked; in
 //!   revoke mode it is revoked first. Nothing expires while not primary; nothing runs after
 //!   stop.
+//! - A reopen (crash or clean restart, [`Model::reopen`]) starts a new lessor on the same
+//!   clock: engine time starts again at 0, nothing is stopped, and it is primary exactly when
+//!   the old one was. Without a log it holds nothing. With one (fsync `Always`), every
+//!   acknowledged grant, revoke (by the caller or by revoke-mode expiry), attach, detach and
+//!   checkpoint survives, and nothing else: renewals are not logged, and neither is the
+//!   clearing of a checkpoint by a renew (only a checkpoint pass of the maintenance thread logs
+//!   that, and the model's lessor has none), so each lease comes back with its last *logged*
+//!   checkpoint. Deliveries are forgotten: an expired lease that was not revoked comes back
+//!   live, as the contract's "rebuilds every lease" says. Then, if primary, it is promoted
+//!   with no extension: each lease gets 0 + (checkpoint, else TTL); if not, "forever".
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -66,6 +76,8 @@ pub(crate) struct MLease {
     retry_due: Option<u64>,
     /// A checkpointed remaining TTL in force (ms).
     checkpoint: Option<u64>,
+    /// The last checkpoint in the log (ms): a renew clears `checkpoint` only.
+    logged_checkpoint: Option<u64>,
 }
 
 /// A lease as the public API shows it: id, ttl, remaining, keys.
@@ -215,6 +227,7 @@ impl Model {
             expired: false,
             retry_due: None,
             checkpoint: None,
+            logged_checkpoint: None,
         };
         self.leases.insert(id, lease);
         let remaining = if self.primary {
@@ -303,6 +316,7 @@ impl Model {
         self.running()?;
         let l = self.leases.get_mut(&id).ok_or(MErr::NotFound(id))?;
         l.checkpoint = Some(ceil_ms(remaining).max(1));
+        l.logged_checkpoint = l.checkpoint;
         Ok(())
     }
 
@@ -324,6 +338,25 @@ impl Model {
             l.deadline = FOREVER;
             l.expired = false;
             l.retry_due = None;
+        }
+    }
+
+    /// A new lessor after a crash or a clean stop (see the module docs): `durable` when it
+    /// replays a log, `primary` as the old one was.
+    pub(crate) fn reopen(&mut self, durable: bool, primary: bool) {
+        self.now_ns = 0;
+        self.stopped = false;
+        if !durable {
+            self.leases.clear();
+            self.keys.clear();
+        }
+        for l in self.leases.values_mut() {
+            l.checkpoint = l.logged_checkpoint;
+        }
+        // Replay leaves every lease "forever" and undelivered; then the open-time promote.
+        self.demote();
+        if primary {
+            self.promote(Duration::ZERO);
         }
     }
 
