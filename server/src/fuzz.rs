@@ -80,12 +80,16 @@ fn harness() -> &'static Harness {
             crate::DEFAULT_MAX_REQUEST_BYTES,
             stop,
         ));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a current-thread runtime");
+        // The service starts its grant batcher on the runtime; each input's `block_on` then
+        // drives it.
+        let lease = runtime.block_on(async { LeaseService::new(Arc::clone(&state)) });
         Harness {
-            runtime: tokio::runtime::Builder::new_current_thread()
-                .build()
-                .expect("a current-thread runtime"),
+            runtime,
             clock,
-            lease: LeaseService::new(Arc::clone(&state)),
+            lease,
             kv: KvService::new(Arc::clone(&state)),
             maintenance: MaintenanceService::new(Arc::clone(&state)),
             cluster: ClusterService::new(Arc::clone(&state)),

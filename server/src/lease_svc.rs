@@ -2,8 +2,9 @@
 //!
 //! # Ground rules
 //!
-//! - Grant and revoke write the log and run on the blocking pool; keep-alive and the lookups
-//!   are a shard lock and an atomic and run inline.
+//! - Grants go to the batcher in [`crate::grants`], which grants what has queued with one log
+//!   append on the blocking pool; revoke writes the log on the blocking pool itself;
+//!   keep-alive and the lookups are a shard lock and an atomic and run inline.
 //! - A keep-alive stream is the client's request stream mapped, one answer per request: no
 //!   task, no channel. When the client goes away tonic drops the response stream and with it
 //!   the request stream, so nothing is left behind; when the server stops, the stream ends
@@ -17,6 +18,7 @@ use lessor::{LeaseId, Remaining};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::grants::Grants;
 use crate::proto::etcdserverpb::lease_server::Lease as LeaseRpc;
 use crate::proto::etcdserverpb::{
     LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
@@ -26,18 +28,20 @@ use crate::proto::etcdserverpb::{
 use crate::shutdown::UntilStopped;
 use crate::state::State;
 
-/// How many server-chosen ids a grant tries before it gives up on clashes.
-const GRANT_ATTEMPTS: usize = 16;
-
 /// The `Lease` service.
 #[derive(Debug, Clone)]
 pub(crate) struct LeaseService {
     state: Arc<State>,
+    grants: Grants,
 }
 
 impl LeaseService {
+    /// The service, with its grant batcher started on the current tokio runtime.
     pub(crate) fn new(state: Arc<State>) -> Self {
-        LeaseService { state }
+        LeaseService {
+            grants: Grants::start(Arc::clone(&state)),
+            state,
+        }
     }
 
     /// One keep-alive answer: the granted TTL, or 0 for a lease that is gone or expired.
@@ -69,24 +73,7 @@ impl LeaseRpc for LeaseService {
     ) -> Result<Response<LeaseGrantResponse>, Status> {
         let req = request.into_inner();
         self.state.check_size(&req)?;
-        let (asked, ttl) = (req.id, req.ttl);
-        let lease = self
-            .state
-            .blocking(move |state| {
-                if asked != 0 {
-                    return state.lessor.grant_secs(LeaseId::new(asked), ttl);
-                }
-                let mut attempt = 1;
-                loop {
-                    match state.lessor.grant_secs(state.next_lease_id(), ttl) {
-                        Err(lessor::Error::LeaseExists { .. }) if attempt < GRANT_ATTEMPTS => {
-                            attempt += 1;
-                        }
-                        other => return other,
-                    }
-                }
-            })
-            .await?;
+        let lease = self.grants.grant(req.id, req.ttl).await?;
         tracing::debug!(lease = lease.id().get(), ttl = lease.ttl_secs(), "granted");
         Ok(Response::new(LeaseGrantResponse {
             header: Some(self.state.header()),

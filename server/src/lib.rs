@@ -47,6 +47,7 @@ mod errors;
 #[cfg(feature = "fuzz")]
 #[doc(hidden)]
 pub mod fuzz;
+mod grants;
 mod header;
 mod kv_svc;
 mod lease_svc;

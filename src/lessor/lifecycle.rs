@@ -245,7 +245,14 @@ impl Inner {
     /// Makes a granted record visible with its deadline and files it for the expiry worker;
     /// returns whether the lessor was primary. Called under the shard's exclusive lock, which
     /// is where `primary` must be read (see the module docs on promote).
-    fn publish(&self, s: &mut LeaseShard, h: u64, id: LeaseId, seq: u64, now: u64) -> bool {
+    pub(crate) fn publish(
+        &self,
+        s: &mut LeaseShard,
+        h: u64,
+        id: LeaseId,
+        seq: u64,
+        now: u64,
+    ) -> bool {
         let primary = self.primary.load(Ordering::Acquire);
         let mut deadline = FOREVER;
         if let Some(rec) = s.get(h, id) {

@@ -20,6 +20,7 @@
 //!   bump `epoch`, which tells the expiry worker to rebuild its wheel. A grant reads `primary`
 //!   under its shard's exclusive lock, so it either is visited by the pass or sees the new flag.
 
+mod batch;
 mod keys;
 mod lifecycle;
 mod maintenance;

@@ -2,6 +2,7 @@
 //! (nothing sleeps). Run with `cargo test --test it --features test-util` so that the
 //! engine's own invariant check runs too.
 
+mod batch;
 mod builder;
 mod concurrency;
 mod durability;

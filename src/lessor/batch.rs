@@ -1,0 +1,156 @@
+//! Grants in a batch: one log append (so one fsync with `FsyncPolicy::Always`) for many
+//! grants, for callers that gather requests, such as the server.
+//!
+//! # Ground rules
+//!
+//! - Each grant in the batch is checked and applied exactly as [`Lessor::grant`] would do it
+//!   alone (etcd's order of checks; an id already granted, earlier in the same batch
+//!   included, is refused with `LeaseExists`).
+//! - With a log, the stripes of every lease in the batch are taken (ascending, each once, as
+//!   `lock_stripes` does) for the whole call, the batch's ids are held by not-yet-visible
+//!   records while their `Grant` records are appended together, and then published. So the
+//!   log still sees every change to a lease under that lease's stripe, and compaction (which
+//!   takes every stripe) still finds each grant either logged and applied or not logged.
+//! - If the log refuses the append, no lease of the batch is granted, and the call's error
+//!   says why; refusals of single grants are per grant.
+
+use std::time::Duration;
+
+use super::{Inner, Lessor};
+use crate::clock::ceil_ms;
+use crate::error::{Error, Result};
+use crate::lease::{Lease, LeaseId, LeaseRecord, Remaining, MAX_TTL, SPECIAL};
+use crate::wal::Record;
+
+impl Lessor {
+    /// Grants every `(id, ttl)` of `grants` with one log append: with a data directory and
+    /// `FsyncPolicy::Always`, one fsync for the whole batch instead of one each. Returns each
+    /// grant's own outcome, in order, as [`grant`](Self::grant) would have.
+    ///
+    /// # Errors
+    ///
+    /// The outer error when nothing could be granted: [`Error::Stopped`], or the log's error
+    /// when it refused the batch's records. Inner errors are per grant:
+    /// [`Error::LeaseNotFound`] for id 0, [`Error::TtlTooLarge`], [`Error::LeaseExists`].
+    ///
+    /// **Locking:** the stripes of every lease in the batch (ascending), held while the batch
+    /// is made durable; one exclusive shard lock at a time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lessor::{Error, LeaseId, Lessor};
+    /// use std::time::Duration;
+    ///
+    /// let lessor = Lessor::builder().build()?;
+    /// let ttl = Duration::from_secs(60);
+    /// let done = lessor.grant_many(&[(LeaseId::new(1), ttl), (LeaseId::new(1), ttl), (LeaseId::NONE, ttl)])?;
+    /// assert!(done[0].is_ok());
+    /// assert!(matches!(done[1], Err(Error::LeaseExists { .. })));
+    /// assert!(matches!(done[2], Err(Error::LeaseNotFound { .. })));
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn grant_many(&self, grants: &[(LeaseId, Duration)]) -> Result<Vec<Result<Lease>>> {
+        self.inner.check_running()?;
+        if self.inner.durable.is_none() {
+            return Ok(grants
+                .iter()
+                .map(|&(id, ttl)| self.inner.grant(id, ttl))
+                .collect());
+        }
+        self.inner.grant_many_logged(grants)
+    }
+}
+
+/// A grant of the batch that passed the checks that need no lock.
+struct Pending {
+    at: usize,
+    id: LeaseId,
+    hash: u64,
+    ttl_ms: u64,
+    /// The sequence number of its not-yet-visible record, once inserted.
+    seq: Option<u64>,
+}
+
+impl Inner {
+    fn grant_many_logged(&self, grants: &[(LeaseId, Duration)]) -> Result<Vec<Result<Lease>>> {
+        let mut out: Vec<Option<Result<Lease>>> = grants.iter().map(|_| None).collect();
+        let mut pending = Vec::with_capacity(grants.len());
+        for (at, &(id, ttl)) in grants.iter().enumerate() {
+            if id.is_none() {
+                out[at] = Some(Err(Error::LeaseNotFound { id }));
+            } else if ttl > MAX_TTL {
+                out[at] = Some(Err(Error::TtlTooLarge {
+                    given: ttl,
+                    max: MAX_TTL,
+                }));
+            } else {
+                pending.push(Pending {
+                    at,
+                    id,
+                    hash: self.hash_id(id),
+                    ttl_ms: ceil_ms(ttl).max(self.min_ttl_ms),
+                    seq: None,
+                });
+            }
+        }
+        let hashes: Vec<u64> = pending.iter().map(|p| p.hash).collect();
+        let _stripes = self.lock_stripes(&hashes);
+        for p in &mut pending {
+            let idx = self.leases.index(p.hash);
+            let inserted = self.leases.write(idx, |s| {
+                if s.get(p.hash, p.id).is_some() {
+                    return None;
+                }
+                let seq = self.next_seq();
+                let rec = LeaseRecord::new(SPECIAL, p.ttl_ms, seq);
+                s.insert_new(&self.hasher, p.hash, p.id, rec);
+                Some(seq)
+            });
+            match inserted {
+                Some(seq) => p.seq = Some(seq),
+                None => out[p.at] = Some(Err(Error::LeaseExists { id: p.id })),
+            }
+        }
+        pending.retain(|p| p.seq.is_some());
+        let logged = self.log(|| {
+            pending
+                .iter()
+                .map(|p| Record::Grant {
+                    id: p.id.get(),
+                    ttl_ms: p.ttl_ms,
+                })
+                .collect()
+        });
+        if let Err(e) = logged {
+            for p in &pending {
+                let idx = self.leases.index(p.hash);
+                self.leases.write(idx, |s| s.remove(p.hash, p.id));
+            }
+            return Err(e);
+        }
+        let (_, now) = self.time.now_ms_coarse();
+        for p in &pending {
+            let idx = self.leases.index(p.hash);
+            let seq = p.seq.unwrap_or_default();
+            let primary = self
+                .leases
+                .write(idx, |s| self.publish(s, p.hash, p.id, seq, now));
+            let ttl = Duration::from_millis(p.ttl_ms);
+            out[p.at] = Some(Ok(Lease {
+                id: p.id,
+                ttl,
+                remaining: if primary {
+                    Remaining::Left(ttl)
+                } else {
+                    Remaining::Forever
+                },
+                keys: Vec::new(),
+            }));
+        }
+        Ok(out
+            .into_iter()
+            .map(|o| o.unwrap_or(Err(Error::Stopped)))
+            .collect())
+    }
+}
