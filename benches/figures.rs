@@ -3,7 +3,11 @@
 //! without the expiry thread. Prints one line per figure.
 //!
 //! `cargo bench --bench figures` (about a minute on 2 cores);
-//! `cargo bench --bench figures -- --quick` runs each at 1/10 scale.
+//! `cargo bench --bench figures -- --quick` runs each at 1/10 scale;
+//! `cargo bench --bench figures -- --test` (what `cargo bench -- --test` passes) is a smoke run
+//! of a few seconds: 1/100 of the leases and 1/10 of the waiting on the real clock.
+//! Positional arguments pick figures by name (`-- durable recovery`); `--list` lists them.
+//! Logs go to per-process temporary directories under `<target>/tmp`.
 
 #![allow(unsafe_code)] // the counting allocator below; the engine itself has no unsafe
 
@@ -244,7 +248,7 @@ fn promote_time(n: i64) {
     }
 }
 
-fn renew_rate(n: i64, threads: usize, with_thread: bool) -> f64 {
+fn renew_rate(n: i64, threads: usize, with_thread: bool, run: Duration) -> f64 {
     let l = Lessor::builder()
         .min_ttl(ms(1))
         .expiry_thread(with_thread)
@@ -254,7 +258,6 @@ fn renew_rate(n: i64, threads: usize, with_thread: bool) -> f64 {
         l.grant(LeaseId::new(i), Duration::from_secs(3600)).unwrap();
     }
     let ops = AtomicU64::new(0);
-    let run = Duration::from_millis(1500);
     std::thread::scope(|s| {
         for t in 0..threads {
             let (l, ops) = (&l, &ops);
@@ -276,14 +279,14 @@ fn renew_rate(n: i64, threads: usize, with_thread: bool) -> f64 {
     ops.load(Ordering::Relaxed) as f64 / run.as_secs_f64()
 }
 
-/// A fresh directory for a log, on the same disk as the build (not a tmpfs).
-fn log_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("figures")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A fresh directory for a log, on the target dir's disk (not a tmpfs):
+/// `<target>/tmp/figures-<name>-<pid>-<random>`, unique to this process so that two runs at
+/// once never share a log (the second would fail with `LogLocked`), and removed on drop.
+fn log_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("figures-{name}-{}-", std::process::id()))
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("a temporary directory")
 }
 
 /// Durable grants (fsync before every return) from `threads` callers through group commit.
@@ -291,7 +294,7 @@ fn durable_grants(threads: usize, per_thread: i64) {
     let dir = log_dir("durable");
     let l = Lessor::builder()
         .min_ttl(ms(1))
-        .data_dir(&dir)
+        .data_dir(dir.path())
         .build()
         .unwrap();
     let t = now();
@@ -317,7 +320,6 @@ fn durable_grants(threads: usize, per_thread: i64) {
         took.as_secs_f64() * 1e6 / per_thread as f64
     );
     drop(l);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Recovery and compaction of `n` leases.
@@ -327,7 +329,7 @@ fn recovery(n: i64) {
         let l = Lessor::builder()
             .min_ttl(ms(1))
             .fsync(lessor::FsyncPolicy::Never)
-            .data_dir(&dir)
+            .data_dir(dir.path())
             .build()
             .unwrap();
         for i in 1..=n {
@@ -337,7 +339,7 @@ fn recovery(n: i64) {
     let t = now();
     let l = Lessor::builder()
         .min_ttl(ms(1))
-        .data_dir(&dir)
+        .data_dir(dir.path())
         .build()
         .unwrap();
     let took = t.elapsed();
@@ -356,7 +358,7 @@ fn recovery(n: i64) {
     let t = now();
     let l = Lessor::builder()
         .min_ttl(ms(1))
-        .data_dir(&dir)
+        .data_dir(dir.path())
         .build()
         .unwrap();
     println!(
@@ -364,7 +366,46 @@ fn recovery(n: i64) {
         t.elapsed().as_secs_f64() * 1000.0
     );
     drop(l);
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The figures, by the names that positional arguments match.
+const FIGURES: [&str; 7] = [
+    "memory", "worker", "promote", "lateness", "durable", "recovery", "renew",
+];
+
+/// How big each figure is.
+struct Scale {
+    /// Leases per figure.
+    leases: i64,
+    /// Durable grants per caller, with 1 and with 64 callers.
+    durable: (i64, i64),
+    /// Real-clock waits (lateness TTLs, the renew run) are divided by this.
+    slow_down: u32,
+}
+
+impl Scale {
+    fn from_args() -> Self {
+        let has = |flag: &str| std::env::args().any(|a| a == flag);
+        if has("--test") {
+            Scale {
+                leases: 10_000,
+                durable: (20, 10),
+                slow_down: 10,
+            }
+        } else if has("--quick") {
+            Scale {
+                leases: 100_000,
+                durable: (200, 100),
+                slow_down: 1,
+            }
+        } else {
+            Scale {
+                leases: 1_000_000,
+                durable: (2000, 2000),
+                slow_down: 1,
+            }
+        }
+    }
 }
 
 fn main() {
@@ -372,9 +413,16 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let quick = std::env::args().any(|a| a == "--quick" || a == "--test");
     let want = |name: &str| args.is_empty() || args.iter().any(|a| name.contains(a.as_str()));
-    let n: i64 = if quick { 100_000 } else { 1_000_000 };
+    if std::env::args().any(|a| a == "--list") {
+        for name in FIGURES.into_iter().filter(|name| want(name)) {
+            println!("figures/{name}: bench");
+        }
+        return;
+    }
+    let scale = Scale::from_args();
+    let n = scale.leases;
+    let real = |d: Duration| d / scale.slow_down;
     if want("memory") {
         memory(n);
     }
@@ -386,21 +434,23 @@ fn main() {
         promote_time(n);
     }
     if want("lateness") {
-        lateness("same deadline", n, 10, |_| Duration::from_secs(2));
-        lateness("spread over 10 s", n, 10, |i| {
-            ms(1 + (i as u64 * 7919) % 10_000)
-        });
+        let same = real(Duration::from_secs(2));
+        lateness("same deadline", n, 10, |_| same);
+        let spread = u64::try_from(real(Duration::from_secs(10)).as_millis()).unwrap();
+        let label = format!("spread over {:.0} s", spread as f64 / 1000.0);
+        lateness(&label, n, 10, |i| ms(1 + (i as u64 * 7919) % spread));
     }
     if want("durable") {
-        durable_grants(1, if quick { 200 } else { 2000 });
-        durable_grants(64, if quick { 100 } else { 2000 });
+        durable_grants(1, scale.durable.0);
+        durable_grants(64, scale.durable.1);
     }
     if want("recovery") {
         recovery(n);
     }
     if want("renew") {
-        let without = renew_rate(n, 2, false);
-        let with = renew_rate(n, 2, true);
+        let run = real(Duration::from_millis(1500));
+        let without = renew_rate(n, 2, false, run);
+        let with = renew_rate(n, 2, true, run);
         println!(
             "renew: {n} leases, 2 threads: {:.2} M ops/s without the expiry thread, {:.2} M ops/s with it ({:.0}%)",
             without / 1e6,

@@ -117,7 +117,9 @@ pub enum Error {
         /// What is wrong there.
         reason: &'static str,
     },
-    /// Another log handle (in this process or another) holds the directory's lock file.
+    /// Another log handle (in this process or another) holds the directory's lock file (after
+    /// half a second of trying again: a child forked while a log was open holds its lock until
+    /// it execs).
     #[error(
         "the log in {dir} is in use (its lock file is held): stop the other lessor or use \
          another directory"

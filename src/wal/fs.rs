@@ -11,6 +11,7 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
+use std::time::Duration;
 
 use super::sync::Arc;
 
@@ -146,9 +147,24 @@ impl FileSystem for StdFs {
             .truncate(false)
             .open(path)?;
         // flock locks belong to the open file description, so a second open of the same file
-        // in this process conflicts too (unlike fcntl locks).
-        flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(io::Error::from)?;
-        Ok(Box::new(StdLock { _file: file }))
+        // in this process conflicts too (unlike fcntl locks). The same sharing means that a
+        // child forked by any thread of this process holds the lock of a log that was open at
+        // the fork until the child execs (the descriptor is close-on-exec) or exits: a reopen
+        // right after a close can find it still held for that moment. So a held lock is tried
+        // again for a little while before it counts as another owner's.
+        let mut waited = Duration::ZERO;
+        loop {
+            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(Box::new(StdLock { _file: file })),
+                Err(e) if e == rustix::io::Errno::WOULDBLOCK && waited < LOCK_PATIENCE => {
+                    // A real wait on another process, not a test waiting for time to pass.
+                    #[allow(clippy::disallowed_methods)]
+                    std::thread::sleep(LOCK_RETRY);
+                    waited += LOCK_RETRY;
+                }
+                Err(e) => return Err(io::Error::from(e)),
+            }
+        }
     }
 
     #[cfg(not(unix))]
@@ -159,6 +175,15 @@ impl FileSystem for StdFs {
         ))
     }
 }
+
+/// How long a lock file held by someone else is tried again before the log counts as locked:
+/// long enough for a forked child to exec on a loaded machine.
+#[cfg(unix)]
+const LOCK_PATIENCE: Duration = Duration::from_millis(500);
+
+/// The pause between two tries of a held lock file.
+#[cfg(unix)]
+const LOCK_RETRY: Duration = Duration::from_millis(10);
 
 /// A std file open for appending.
 #[derive(Debug)]
