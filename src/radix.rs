@@ -1,6 +1,6 @@
-//! A stable least-significant-digit radix sort, for the two places that sort up to millions of
-//! items by an integer key with no lock held: promote's spreading and the expiry worker's
-//! bucket-ordered lookups.
+//! A stable least-significant-digit radix sort, for the places that sort up to millions of
+//! items by an integer key with no lock held: promote's spreading, the expiry worker's
+//! bucket-ordered lookups, and compaction's leases in grant order.
 
 /// Sorts `v` stably by `key`, 11 bits a pass, over only the bits the keys use: keys are
 /// rebased on the smallest, so a million TTLs within an hour of each other take two passes.

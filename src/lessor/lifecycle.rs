@@ -6,8 +6,8 @@ use super::{Inner, Lessor};
 use crate::clock::ceil_ms;
 use crate::error::{Error, Result};
 use crate::lease::{
-    deadline_of, finite_deadline, Lease, LeaseId, LeaseRecord, Remaining, EXPIRED, FOREVER,
-    MAX_TTL, SPECIAL,
+    deadline_of, finite_deadline, Lease, LeaseId, LeaseRecord, Remaining, CHECKPOINTED, EXPIRED,
+    FOREVER, MAX_TTL, SPECIAL,
 };
 use crate::shard::{Filing, Key, LeaseShard};
 use crate::sync::Ordering;
@@ -66,17 +66,23 @@ impl Lessor {
     }
 
     /// Renews lease `id`: its deadline becomes now + its TTL. Returns the granted TTL (not the
-    /// time left), etcd's `Renew`. Clears a checkpointed remaining TTL.
+    /// time left), etcd's `Renew`. Clears a checkpointed remaining TTL: the first renew after a
+    /// [`checkpoint`](Self::checkpoint) logs the clearing (a checkpoint of 0, as etcd proposes
+    /// one) before it returns, so a restart gives the lease its full TTL again. That clearing
+    /// is the only thing a renew ever logs.
     ///
     /// # Errors
     ///
     /// [`Error::NotPrimary`] when not primary (even for unknown ids),
     /// [`Error::LeaseNotFound`], [`Error::LeaseExpired`] once the deadline has passed (an
     /// expired lease is never brought back; etcd would block until it is revoked),
-    /// [`Error::Stopped`].
+    /// [`Error::Stopped`]. With a log, [`Error::Io`] (or [`Error::Stopped`]) when the log
+    /// refuses the clearing of a checkpoint: the lease keeps its new deadline, and keeps the
+    /// checkpoint too, as the log does, until a later renew clears it.
     ///
     /// **Locking:** one shared shard lock and one compare-and-swap; no allocation, no channel,
-    /// no log write.
+    /// no log write. Only the first renew after a checkpoint then takes the lease's stripe and
+    /// one exclusive shard lock, and writes the log.
     ///
     /// # Examples
     ///
@@ -127,7 +133,8 @@ impl Lessor {
     }
 
     /// Records that lease `id` has `remaining` left (etcd v3.4's `Checkpoint`): a later promote
-    /// (or restart) gives it that much instead of its full TTL. The next renew clears it.
+    /// (or restart) gives it that much instead of its full TTL. The next renew clears it, in
+    /// the log too.
     ///
     /// # Errors
     ///
@@ -277,7 +284,7 @@ impl Inner {
         }
         let h = self.hash_id(id);
         let (now_floor, now_ceil) = self.time.now_ms_coarse();
-        self.leases.read(self.leases.index(h), |s| {
+        let (ttl_ms, cleared) = self.leases.read(self.leases.index(h), |s| {
             let rec = s.get(h, id).ok_or(Error::LeaseNotFound { id })?;
             let mut cur = rec.load();
             loop {
@@ -293,16 +300,25 @@ impl Inner {
                 }
                 // etcd's refresh(0): now + TTL, even when a promote had set a later deadline
                 // (the wheel files a lease no later than now + TTL, so it still fires in time).
+                // The new word lacks the CHECKPOINTED bit: this swap clears a checkpoint.
                 let new = finite_deadline(now_ceil.saturating_add(rec.ttl_ms));
                 match rec
                     .state
                     .compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire)
                 {
-                    Ok(_) => return Ok(rec.ttl_ms),
+                    Ok(_) => {
+                        let cleared = (cur & CHECKPOINTED != 0).then_some(rec.seq);
+                        return Ok((rec.ttl_ms, cleared));
+                    }
                     Err(actual) => cur = actual,
                 }
             }
-        })
+        })?;
+        if let Some(seq) = cleared {
+            // This swap cleared a checkpoint: log that too (lessor/checkpoint.rs).
+            self.clear_renewed_checkpoint(id, h, seq)?;
+        }
+        Ok(ttl_ms)
     }
 
     /// Revokes `id` (only the grant numbered `seq`, when given); returns the keys it had.
@@ -352,23 +368,5 @@ impl Inner {
             txn.end();
         }
         Ok(keys)
-    }
-
-    pub(crate) fn checkpoint(&self, id: LeaseId, remaining: Duration) -> Result<()> {
-        self.check_running()?;
-        let h = self.hash_id(id);
-        let _stripe = self.lock_stripe(h);
-        let remaining_ms = ceil_ms(remaining).max(1);
-        if !self.exists(h, id) {
-            return Err(Error::LeaseNotFound { id });
-        }
-        self.log(|| {
-            vec![Record::Checkpoint {
-                id: id.get(),
-                remaining_ms,
-            }]
-        })?;
-        self.apply_checkpoint(id, remaining_ms);
-        Ok(())
     }
 }

@@ -5,7 +5,9 @@
 //! - [`Inner`] is shared (`Arc`) by the public handle and the expiry thread. It owns the lease
 //!   map and the key map ([`crate::shard`]); the expiry thread owns the wheel.
 //! - **Renew** takes one shared shard lock and does one compare-and-swap on the lease's state
-//!   word: no exclusive lock, no allocation, no channel, no log write.
+//!   word: no exclusive lock, no allocation, no channel, no log write. Only the renew whose swap
+//!   clears a checkpoint then takes the lease's stripe and logs the clearing
+//!   (`lessor/checkpoint.rs` has the protocol).
 //! - **Grant** takes one exclusive shard lock: the record and its filing for the expiry worker
 //!   go in together, so the worker sees every lease exactly once.
 //! - **Revoke, attach, detach, checkpoint** first take the lease's *stripe* lock (a small array
@@ -21,12 +23,14 @@
 //!   under its shard's exclusive lock, so it either is visited by the pass or sees the new flag.
 
 mod batch;
+mod checkpoint;
 mod keys;
 mod lifecycle;
 mod maintenance;
 mod persist;
 mod primary;
 mod query;
+mod snapshot;
 mod store;
 
 pub(crate) use persist::Durable;

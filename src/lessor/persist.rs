@@ -1,5 +1,5 @@
-//! The lessor's side of the write-ahead log: what each change logs, the replay at open,
-//! compaction and checkpoints.
+//! The lessor's side of the write-ahead log: what each change logs, the replay at open, and
+//! compaction (checkpoints are in `checkpoint.rs`).
 //!
 //! # Ground rules
 //!
@@ -16,16 +16,22 @@
 //!   boundary may show in the snapshot too; replay is idempotent (a grant of a lease that
 //!   exists, a revoke or detach of one that does not, are no-ops), so applying them again from
 //!   the newer segment gives the same state.
-//! - Renewals are never logged. A checkpoint records a lease's remaining TTL; the first renew
-//!   after it clears the lease's `CHECKPOINTED` bit, and the next checkpoint pass logs the
-//!   clearing (a checkpoint of 0), so a restart does not resurrect a stale checkpoint.
+//! - Renewals are logged only when they clear a checkpoint: the first renew after a checkpoint
+//!   logs its clearing (a checkpoint of 0) before it returns, so a restart does not resurrect
+//!   a stale one. That is the one change applied before it is logged: the renew's swap clears
+//!   the state word's bit at once, and memory keeps the logged value until the clearing is
+//!   logged (`checkpoint.rs` has the protocol; the snapshot writes the logged value).
+//! - The snapshot lists leases in grant order (each record's `seq`; `snapshot.rs`), and replay
+//!   numbers grants in log order, so ties in `leases()` keep their order across a compaction
+//!   and a reopen. Leases granted after the boundary are left to the segments after it, which
+//!   hold their grants in order. The key-value store's records come after every lease's.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Inner;
 use crate::error::{Error, Result};
-use crate::lease::{deadline_of, LeaseId, LeaseRecord, CHECKPOINTED, FOREVER};
+use crate::lease::{LeaseId, LeaseRecord, FOREVER};
 use crate::sync::{self, AtomicU64, Ordering};
 use crate::wal::{Record, Wal};
 
@@ -162,27 +168,6 @@ impl Inner {
         });
     }
 
-    /// Sets (or, with 0, clears) a lease's checkpoint in memory. The caller logged it.
-    pub(crate) fn apply_checkpoint(&self, id: LeaseId, remaining_ms: u64) -> bool {
-        let h = self.hash_id(id);
-        self.leases.write(self.leases.index(h), |s| {
-            let Some(rec) = s.leases.find(h, |(k, _)| *k == id).map(|(_, r)| r) else {
-                return false;
-            };
-            if remaining_ms == 0 {
-                rec.state.fetch_and(!CHECKPOINTED, Ordering::AcqRel);
-                if let Some(e) = s.extras.get_mut(&id) {
-                    e.checkpoint_ms = 0;
-                }
-                s.tidy(id);
-            } else {
-                rec.state.fetch_or(CHECKPOINTED, Ordering::AcqRel);
-                s.extras.entry(id).or_default().checkpoint_ms = remaining_ms;
-            }
-            true
-        })
-    }
-
     /// Compacts the log if its segments have outgrown the live state. Returns whether it did.
     pub(crate) fn maybe_compact(&self) -> Result<bool> {
         let Some(d) = &self.durable else {
@@ -208,115 +193,22 @@ impl Inner {
         // Lock order: stripes, then the store (lessor/store.rs). The store stays locked
         // (shared) through the snapshot, so its keys and their leases are one consistent cut:
         // no store change is in flight, and none of those that follow shows in it.
-        let (upto, store) = {
+        let (upto, granted_before, store) = {
             let _quiet = self.lock_all_stripes();
             let store = self.store.as_ref().map(|s| sync::read(&s.state));
-            (d.wal.begin_compaction()?, store)
+            let upto = d.wal.begin_compaction()?;
+            // A logged grant takes its number under its stripe: every grant numbered below
+            // this one was logged before the boundary, every later one after it.
+            (upto, self.next_seq.load(Ordering::Relaxed), store)
         };
-        let shards = 0..self.leases.len();
+        let leases = self.snapshot_leases(granted_before);
         let store_records = store.as_deref().map(|state| self.snapshot_store(state));
-        let records = shards
-            .flat_map(|i| self.snapshot_shard(i))
-            .chain(store_records.into_iter().flatten());
+        let records = leases.chain(store_records.into_iter().flatten());
         d.wal.finish_compaction(upto, records)?;
         drop(store);
         d.live_bytes
             .store(d.wal.stats().snapshot_bytes, Ordering::Relaxed);
         Ok(())
-    }
-
-    /// The records that rebuild one shard's leases.
-    fn snapshot_shard(&self, i: usize) -> Vec<Record> {
-        self.leases.read(i, |s| {
-            let mut out = Vec::with_capacity(s.len());
-            for (id, rec) in s.leases.iter() {
-                let word = rec.load();
-                if !LeaseRecord::is_live(word) {
-                    continue;
-                }
-                out.push(Record::Grant {
-                    id: id.get(),
-                    ttl_ms: rec.ttl_ms,
-                });
-                if let Some(e) = s.extras.get(id) {
-                    if !e.keys.is_empty() {
-                        out.push(Record::Attach {
-                            id: id.get(),
-                            keys: e.keys.iter().map(|k| k.to_vec()).collect(),
-                        });
-                    }
-                    if word & CHECKPOINTED != 0 {
-                        out.push(Record::Checkpoint {
-                            id: id.get(),
-                            remaining_ms: e.checkpoint_ms,
-                        });
-                    }
-                }
-            }
-            out
-        })
-    }
-
-    /// One checkpoint pass, if one is due: logs the remaining TTL of up to `checkpoint_rate`
-    /// long leases, and clears the checkpoints that a renew made stale. Returns how many it
-    /// logged.
-    pub(crate) fn checkpoint_pass(&self, now_ms: u64) -> Result<usize> {
-        let Some(d) = &self.durable else {
-            return Ok(0);
-        };
-        let Some(interval) = d.checkpoint_interval else {
-            return Ok(0);
-        };
-        if !self.primary.load(Ordering::Acquire)
-            || now_ms < d.next_checkpoint_ms.load(Ordering::Relaxed)
-        {
-            return Ok(0);
-        }
-        let interval_ms = crate::clock::ceil_ms(interval);
-        let budget = d.checkpoint_rate as usize;
-        let mut due: Vec<(LeaseId, u64)> = Vec::new();
-        for i in 0..self.leases.len() {
-            self.leases.read(i, |s| {
-                for (id, rec) in s.leases.iter() {
-                    let word = rec.load();
-                    let deadline = deadline_of(word);
-                    if !LeaseRecord::is_live(word) || deadline == FOREVER || deadline <= now_ms {
-                        continue;
-                    }
-                    let stale = word & CHECKPOINTED == 0
-                        && s.extras.get(id).is_some_and(|e| e.checkpoint_ms != 0);
-                    if stale {
-                        due.push((*id, 0));
-                    } else if rec.ttl_ms >= interval_ms {
-                        due.push((*id, deadline - now_ms));
-                    }
-                }
-            });
-        }
-        let more = due.len() > budget;
-        due.truncate(budget);
-        let mut done = 0;
-        for (id, remaining_ms) in due {
-            let h = self.hash_id(id);
-            let _stripe = self.lock_stripe(h);
-            if !self.exists(h, id) {
-                continue;
-            }
-            self.log(|| {
-                vec![Record::Checkpoint {
-                    id: id.get(),
-                    remaining_ms,
-                }]
-            })?;
-            if self.apply_checkpoint(id, remaining_ms) {
-                done += 1;
-            }
-        }
-        // A full pass every interval; a pass cut short by the rate goes on a second later.
-        let next = if more { 1000 } else { interval_ms };
-        d.next_checkpoint_ms
-            .store(now_ms.saturating_add(next), Ordering::Relaxed);
-        Ok(done)
     }
 }
 

@@ -181,6 +181,17 @@ impl Inner {
                     }
                     set_count += e.keys.len();
                 }
+                // With no renew in flight, a checkpoint is in force exactly when one is logged
+                // (lessor/checkpoint.rs).
+                for (id, rec) in s.leases.iter() {
+                    let bit = rec.load() & crate::lease::CHECKPOINTED != 0;
+                    let logged = s.extras.get(id).map_or(0, |e| e.checkpoint_ms);
+                    if bit != (logged != 0) {
+                        return Err(format!(
+                            "lease {id}: checkpoint bit {bit} but {logged} ms logged"
+                        ));
+                    }
+                }
                 Ok(())
             })?;
         }

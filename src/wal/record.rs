@@ -9,7 +9,8 @@
 
 use super::format::{kind, FRAME_HEADER_LEN, MAX_PAYLOAD};
 
-/// One logged change. Renewals are never logged (as in etcd).
+/// One logged change. A renew logs only the clearing of a checkpoint (a `Checkpoint` of 0, as
+/// etcd proposes one); its new deadline is never logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Record {
     /// A lease was granted with this TTL.
@@ -38,11 +39,11 @@ pub(crate) enum Record {
         /// The keys, in the order given.
         keys: Vec<Vec<u8>>,
     },
-    /// A lease's remaining TTL was checkpointed.
+    /// A lease's remaining TTL was checkpointed, or (0) its checkpoint was cleared.
     Checkpoint {
         /// The lease id.
         id: i64,
-        /// The remaining TTL in milliseconds.
+        /// The remaining TTL in milliseconds; 0 clears the checkpoint.
         remaining_ms: u64,
     },
     /// A key was put in the key-value store (the etcd-compatible server).

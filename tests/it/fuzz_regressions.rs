@@ -114,13 +114,30 @@ fn batches_of_one() {
 }
 
 /// Durable (log on a `MemFs`): grants, attaches (one moving a key), a detach, Checkpoint(2,
-/// 4ms), then at 7 ms Renew(1) and Renew(2) (which clears 2's checkpoint in memory only), a
-/// grant and revoke of 3, Crash: 1 comes back with its full 40 ms, 2 with the logged 4 ms, 3
-/// not at all, the keys as they were. 2 expires at 5 ms and is delivered; a Restart brings it
-/// back live (delivered but not revoked), again from its checkpoint.
+/// 4ms), then at 7 ms Renew(1) and Renew(2) (which clears 2's checkpoint, in the log too), a
+/// grant and revoke of 3, Crash: 1 comes back with its full 40 ms, 2 with its full 1 s (until
+/// renewals logged the clearing, it came back with the stale 4 ms), 3 not at all, the keys as
+/// they were. Expiry steps at 3 and 5 ms, a Restart, one more step.
 #[test]
 fn crash_keeps_logged_changes_and_forgets_renewals() {
     replay("crash-keeps-logged-changes-and-forgets-renewals");
+}
+
+/// Durable: Grant(1, 1s), Grant(2, 1s), Checkpoint(1, 4ms), Checkpoint(2, 4ms), at 2 ms
+/// Renew(1), Crash: 1 comes back with its full 1 s (the renew logged the clearing before it
+/// returned; it used to come back with 4 ms), 2 with 4 ms. At 7 ms 2 is delivered; a Restart
+/// brings it back live (delivered but not revoked) from its checkpoint again.
+#[test]
+fn renew_clears_a_checkpoint_in_the_log() {
+    replay("renew-clears-a-checkpoint-in-the-log");
+}
+
+/// Durable, 8 shards: seven grants of 1 s at time 0 (ties, listed in grant order), a key on
+/// one, Compact, Restart: still in grant order (a snapshot written shard by shard listed them
+/// in hash order). Then a re-grant of -1 (it goes last), Compact, Crash: the same order again.
+#[test]
+fn compaction_keeps_grant_order() {
+    replay("compaction-keeps-grant-order");
 }
 
 /// Durable, revoke mode: 1 expires and is revoked by the engine (logged), then Demote, Crash

@@ -1,7 +1,7 @@
 //! The operation-sequence model as an ordinary property test: random byte strings decode to
 //! op sequences (grant, renew, revoke, attach, detach, checkpoint, clock steps, expiry steps,
-//! promote, demote, stop, crash and reopen, clean restart) that run against a real lessor (half
-//! of them with a log on an in-memory file system) and a `BTreeMap` model in step.
+//! promote, demote, stop, crash and reopen, clean restart, compaction) that run against a real
+//! lessor (half of them with a log on an in-memory file system) and a `BTreeMap` model in step.
 //!
 //! The interpreter and the model live in `model_ops.rs`, shared by path with the `model_ops`
 //! cargo-fuzz target, so an input means the same thing here, in the fuzzer, and in the crash

@@ -27,12 +27,13 @@
 //!   clock: engine time starts again at 0, nothing is stopped, and it is primary exactly when
 //!   the old one was. Without a log it holds nothing. With one (fsync `Always`), every
 //!   acknowledged grant, revoke (by the caller or by revoke-mode expiry), attach, detach and
-//!   checkpoint survives, and nothing else: renewals are not logged, and neither is the
-//!   clearing of a checkpoint by a renew (only a checkpoint pass of the maintenance thread logs
-//!   that, and the model's lessor has none), so each lease comes back with its last *logged*
-//!   checkpoint. Deliveries are forgotten: an expired lease that was not revoked comes back
-//!   live, as the contract's "rebuilds every lease" says. Then, if primary, it is promoted
-//!   with no extension: each lease gets 0 + (checkpoint, else TTL); if not, "forever".
+//!   checkpoint survives, and so does the clearing of a checkpoint by the renew after it (the
+//!   only thing a renew logs), so each lease comes back with its last checkpoint, if no renew
+//!   followed it. Nothing else survives: a renew's new deadline is not logged. Deliveries are
+//!   forgotten: an expired lease that was not revoked comes back live, as the contract's
+//!   "rebuilds every lease" says. Then, if primary, it is promoted with no extension: each
+//!   lease gets 0 + (checkpoint, else TTL); if not, "forever". Leases come back in grant
+//!   order (ties in `leases()`), a compaction of the log in between or not.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -76,7 +77,9 @@ pub(crate) struct MLease {
     retry_due: Option<u64>,
     /// A checkpointed remaining TTL in force (ms).
     checkpoint: Option<u64>,
-    /// The last checkpoint in the log (ms): a renew clears `checkpoint` only.
+    /// The last checkpoint in the log (ms). Equal to `checkpoint` after every op (a renew
+    /// logs the clearing); kept apart so that the rule "a reopen keeps what was logged" reads
+    /// as it is.
     logged_checkpoint: Option<u64>,
 }
 
@@ -250,6 +253,7 @@ impl Model {
         }
         l.deadline = finite(ceil + l.ttl_ms);
         l.checkpoint = None;
+        l.logged_checkpoint = None;
         Ok(Duration::from_millis(l.ttl_ms))
     }
 
@@ -318,6 +322,11 @@ impl Model {
         l.checkpoint = Some(ceil_ms(remaining).max(1));
         l.logged_checkpoint = l.checkpoint;
         Ok(())
+    }
+
+    /// Compaction rewrites the log; what it holds, and so any later reopen, is unchanged.
+    pub(crate) fn compact(&mut self) -> Result<(), MErr> {
+        self.running()
     }
 
     pub(crate) fn promote(&mut self, extend: Duration) {
