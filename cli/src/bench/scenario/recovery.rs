@@ -174,7 +174,8 @@ mod tests {
             let keys = o.checks.iter().find(|c| c.what.starts_with("keys rebuilt"));
             assert_eq!(keys.map(|c| c.observed), Some(1000 * o.rounds));
             assert!(r.records >= 500 && r.log_bytes > 0, "{r:?}");
-            assert!(r.bytes_per_lease > 0.0);
+            // Not `bytes_per_lease`: the allocator's count is process-wide, and the other
+            // tests of this binary allocate and free on their own threads meanwhile.
         }
         let left = std::fs::read_dir(parent.path()).unwrap().count();
         assert_eq!(left, 0, "the temporary log directory is removed");
