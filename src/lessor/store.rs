@@ -242,16 +242,21 @@ impl Inner {
         lease: LeaseId,
         revision: i64,
     ) -> Option<Entry> {
+        let lease = self.link_key(key, lease);
+        state.put(key, value, lease, revision)
+    }
+
+    /// Puts `key` on `lease` in the engine (off whatever lease it was on; on none for NONE)
+    /// and returns the lease it ended on. A lease missing here happens only in replay of a
+    /// damaged history: the key stays unleased rather than pointing at nothing.
+    fn link_key(&self, key: &[u8], lease: LeaseId) -> LeaseId {
         let old = self.get_lease(key);
-        // A lease missing here happens only in replay of a damaged history: the key stays
-        // unleased rather than pointing at nothing.
-        let lease = if !lease.is_none() && self.move_key(key, old, lease) {
+        if !lease.is_none() && self.move_key(key, old, lease) {
             lease
         } else {
             self.unlink_key(key, old);
             LeaseId::NONE
-        };
-        state.put(key, value, lease, revision)
+        }
     }
 
     /// Gives `key` to `to` in the engine (moving it off `from`); false if `to` is not there.
@@ -438,14 +443,7 @@ impl Inner {
                 .get(key)
                 .is_none_or(|e| e.mod_revision < *mod_revision) =>
             {
-                let lease = LeaseId::new(*lease);
-                let old = self.get_lease(key);
-                let lease = if !lease.is_none() && self.move_key(key, old, lease) {
-                    lease
-                } else {
-                    self.unlink_key(key, old);
-                    LeaseId::NONE
-                };
+                let lease = self.link_key(key, LeaseId::new(*lease));
                 state.restore(
                     key.clone(),
                     Entry {
