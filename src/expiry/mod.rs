@@ -12,6 +12,11 @@
 //! - Each live lease sits in the wheel exactly once (or, once due, in the worker's backlog or
 //!   retry queue instead). When a slot fires, the worker reads the lease's state word: a later
 //!   deadline (renewed) files it again; a passed deadline expires it.
+//! - Due filings are sorted in place by shard and by position in the shard's table, then
+//!   decided a chunk (at most 4096) at a time under one shard read lock: every lookup of the
+//!   chunk first, so their cache misses overlap, then every decision. In notify mode a
+//!   decision is acted on under that lock (it only touches the worker's own wheel and queues);
+//!   revoke mode revokes after the lock is let go. Full batches are sent between chunks.
 //! - The worker writes only the lease's own state word (setting `EXPIRED` by compare-and-swap)
 //!   in notify mode; in revoke mode it also revokes the lease through the same path as
 //!   `Lessor::revoke`.

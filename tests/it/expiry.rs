@@ -305,6 +305,86 @@ fn random_leases_renews_and_revokes_match_a_model() {
     assert_eq!(l.expiry_tracked(), l.len(), "each live lease tracked once");
 }
 
+/// A burst large enough for the worker's table-ordered, chunked path: 30k leases share a
+/// deadline, a tenth are renewed, a tenth revoked and a tenth revoked and granted again; one
+/// step must deliver exactly the rest, once each, in both modes.
+#[test]
+fn a_burst_delivers_exactly_the_expired_leases_once_in_both_modes() {
+    const LEASES: i64 = 30_000;
+    for mode in [ExpiryMode::Notify, ExpiryMode::Revoke] {
+        let (clock, l) = manual(|b| {
+            b.expiry_mode(mode)
+                .shards(8)
+                .revoke_rate(u32::MAX)
+                .expiry_channel(1 << 10, 1000)
+        });
+        for i in 1..=LEASES {
+            l.grant(LeaseId::new(i), ms(1000)).unwrap();
+            if i % 100 == 0 {
+                l.attach(LeaseId::new(i), [format!("k{i}")]).unwrap();
+            }
+        }
+        l.run_expiry_once().unwrap();
+        clock.advance(ms(500));
+        let mut expect = HashSet::new();
+        for i in 1..=LEASES {
+            let id = LeaseId::new(i);
+            match i % 10 {
+                0 => {
+                    l.renew(id).unwrap();
+                }
+                1 => {
+                    l.revoke(id).unwrap();
+                }
+                2 => {
+                    l.revoke(id).unwrap();
+                    l.grant(id, ms(1000)).unwrap();
+                }
+                _ => {
+                    expect.insert(i);
+                }
+            }
+        }
+        clock.advance(ms(500));
+        l.run_expiry_once().unwrap();
+        let got = drain(&l);
+        let ids: HashSet<i64> = ids(&got).into_iter().collect();
+        assert_eq!(got.len(), ids.len(), "{mode:?}: a lease delivered twice");
+        assert_eq!(ids, expect, "{mode:?}: the wrong leases delivered");
+        for lease in &got {
+            assert_eq!(lease.remaining(), Remaining::Overdue(Duration::ZERO));
+            let i = lease.id().get();
+            let keys: Vec<Vec<u8>> = if i % 100 == 0 {
+                vec![format!("k{i}").into_bytes()]
+            } else {
+                Vec::new()
+            };
+            assert_eq!(lease.keys(), keys.as_slice(), "{mode:?}: keys of {i}");
+        }
+        // The renewed and the re-granted leases are still tracked, and come due later.
+        let left = (LEASES / 10 * 2) as usize;
+        match mode {
+            ExpiryMode::Revoke => {
+                assert_eq!(l.len(), left);
+                assert_eq!(l.expiry_tracked(), left);
+            }
+            ExpiryMode::Notify => {
+                assert_eq!(l.len(), left + expect.len());
+                assert_eq!(l.expiry_tracked(), left + expect.len());
+            }
+        }
+        clock.advance(ms(500));
+        l.run_expiry_once().unwrap();
+        let later: HashSet<i64> = ids_of(&drain(&l));
+        let due: HashSet<i64> = (1..=LEASES).filter(|i| matches!(i % 10, 0 | 2)).collect();
+        assert_eq!(later, due, "{mode:?}: the renewed and re-granted leases");
+    }
+}
+
+fn ids_of(batch: &[Lease]) -> HashSet<i64> {
+    batch.iter().map(|l| l.id().get()).collect()
+}
+
 #[test]
 fn a_consumer_that_stops_reading_loses_nothing() {
     let (clock, l) = manual(|b| b.expiry_channel(1, 10));
