@@ -164,6 +164,35 @@ fn thread_ops(t: i64, n: usize) -> Vec<Record> {
         .collect()
 }
 
+/// Appends each appender thread makes in `appends_go_on_during_compaction` (two records each).
+const APPENDS: usize = 140;
+
+/// Checks that `fs` opens to `snapshot` (taken at `upto`) and then to every record of `acked`
+/// (acknowledged records by lsn) from `upto` on, each at its place: none lost, none replayed
+/// twice. Returns the records replayed after the snapshot.
+fn check_replay(
+    fs: &MemFs,
+    upto: u64,
+    snapshot: &[Record],
+    acked: &BTreeMap<u64, Record>,
+) -> Vec<Record> {
+    let rec = reopen_twice(fs);
+    assert_eq!(rec.records[..rec.snapshot_records], snapshot[..]);
+    let tail = rec.records[rec.snapshot_records..].to_vec();
+    for (lsn, r) in acked.range(upto..) {
+        let at = usize::try_from(lsn - upto).expect("small");
+        assert_eq!(tail.get(at), Some(r), "lsn {lsn}, snapshot at {upto}");
+    }
+    tail
+}
+
+/// Eight threads append while four compactions run. The threads may append only as far as an
+/// allowance the compacting thread raises step by step, so that in every compaction, however
+/// the threads are scheduled, appends race with the rotation, the boundary's segment is
+/// sealed with records past the boundary in the segments after it, and appends race with the
+/// snapshot and the removals. (Left to the scheduler, a loaded machine could run all four
+/// compactions before the first append, leaving nothing to compact.) After each compaction,
+/// what a crash would leave must open to the snapshot and every acknowledged record after it.
 #[test]
 fn appends_go_on_during_compaction() {
     let fs = MemFs::new();
@@ -171,39 +200,74 @@ fn appends_go_on_during_compaction() {
     let wal = Arc::new(wal);
     // Every acknowledged record by lsn.
     let log: Arc<Mutex<BTreeMap<u64, Record>>> = Arc::default();
-    let threads: Vec<_> = (0..8)
+    let (allowances, threads): (Vec<_>, Vec<_>) = (0..8)
         .map(|t| {
+            let (tx, rx) = crossbeam_channel::unbounded::<usize>();
             let (wal, log) = (Arc::clone(&wal), Arc::clone(&log));
-            std::thread::spawn(move || {
-                for chunk in thread_ops(t, 200).chunks(2) {
+            let h = std::thread::spawn(move || {
+                let mut allowed = 0;
+                for (n, chunk) in thread_ops(t, 2 * APPENDS).chunks(2).enumerate() {
+                    while n >= allowed {
+                        allowed = rx.recv().expect("an allowance");
+                    }
                     let end = wal.append(chunk).expect("append").0;
                     let mut log = sync::lock(&log);
                     for (i, r) in chunk.iter().enumerate() {
                         log.insert(end - (chunk.len() - i) as u64, r.clone());
                     }
                 }
-            })
+            });
+            (tx, h)
         })
-        .collect();
-    for _ in 0..4 {
-        let upto = wal.begin_compaction().expect("begin").0;
-        // The state at the boundary: every record below it, once all are acknowledged.
-        wait_until("the records below the boundary", || {
-            sync::lock(&log).range(..upto).count() == usize::try_from(upto).expect("small")
+        .unzip();
+    let allow = |appends: usize| {
+        for tx in &allowances {
+            tx.send(appends).expect("the thread waits for it");
+        }
+    };
+    let all_acked = |appends: usize| {
+        wait_until("the allowed appends", || {
+            sync::lock(&log).len() == 8 * 2 * appends
         });
-        let model = Model::of(sync::lock(&log).range(..upto).map(|(_, r)| r));
-        wal.finish_compaction(Lsn(upto), model.snapshot().into_iter())
+    };
+
+    // A first part of the log to compact.
+    allow(10);
+    all_acked(10);
+    let mut last = (0, Vec::new());
+    for round in 0..4 {
+        let allowed = 10 + 30 * round;
+        // These race with the rotation: they may land on either side of the boundary.
+        allow(allowed + 10);
+        let upto = wal.begin_compaction().expect("begin").0;
+        // These come after it. Once all are in (8 * 10 * 2 records, well over a 1 KiB
+        // segment), the records below the boundary are all acknowledged too, and the segment
+        // that begins at the boundary is sealed.
+        allow(allowed + 20);
+        all_acked(allowed + 20);
+        let snapshot = Model::of(sync::lock(&log).range(..upto).map(|(_, r)| r)).snapshot();
+        // These race with the snapshot and the removals.
+        allow(allowed + 30);
+        wal.finish_compaction(Lsn(upto), snapshot.clone().into_iter())
             .expect("finish");
+        assert_eq!(wal.stats().snapshot_upto, Lsn(upto), "round {round}");
+        // Acknowledged before the copy, so durable in it.
+        let acked = sync::lock(&log).clone();
+        check_replay(&fs.crashed(), upto, &snapshot, &acked);
+        last = (upto, snapshot);
     }
+    allow(APPENDS);
     for h in threads {
         h.join().expect("thread");
     }
     wal.close().expect("close");
     let log = sync::lock(&log);
-    assert_eq!(log.len(), 8 * 200);
-    let rec = reopen_twice(&fs);
-    assert!(rec.snapshot_records > 0);
-    assert_eq!(Model::of(&rec.records), Model::of(log.values()));
+    assert_eq!(log.len(), 8 * 2 * APPENDS);
+    let (upto, snapshot) = last;
+    let tail = check_replay(&fs, upto, &snapshot, &log);
+    assert_eq!(tail.len(), log.range(upto..).count());
+    let replayed = snapshot.iter().chain(&tail);
+    assert_eq!(Model::of(replayed), Model::of(log.values()));
 }
 
 #[test]
