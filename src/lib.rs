@@ -45,6 +45,7 @@ mod radix;
 mod shard;
 mod store;
 mod sync;
+mod table_alloc;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
 mod wal;

@@ -23,6 +23,7 @@ use hashbrown::{HashMap, HashTable};
 
 use crate::lease::{LeaseId, LeaseRecord};
 use crate::sync::{self, HashBuilder, RwLock};
+use crate::table_alloc::TableAlloc;
 
 /// The most shards a map may have (the index comes from 16 bits of the hash).
 pub(crate) const MAX_SHARDS: usize = 1 << 16;
@@ -115,7 +116,7 @@ pub(crate) struct Filing {
 #[derive(Default)]
 pub(crate) struct LeaseShard {
     /// id -> record, inline.
-    pub(crate) leases: HashTable<(LeaseId, LeaseRecord)>,
+    pub(crate) leases: HashTable<(LeaseId, LeaseRecord), TableAlloc>,
     /// Keys and checkpoints of the leases that have any.
     pub(crate) extras: HashMap<LeaseId, Extra>,
     /// Leases granted since the expiry worker last looked: the intake of the wheel.
@@ -215,7 +216,7 @@ pub(crate) enum Assign {
 /// One shard of the key map.
 #[derive(Default)]
 pub(crate) struct KeyShard {
-    map: HashTable<(Key, LeaseId)>,
+    map: HashTable<(Key, LeaseId), TableAlloc>,
 }
 
 impl KeyShard {
