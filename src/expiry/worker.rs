@@ -59,8 +59,9 @@ struct Sinks {
     wheel: Wheel<Filing>,
     /// Due leases not yet expired (rate limit or a full channel).
     backlog: VecDeque<Filing>,
-    /// Delivered, not yet revoked (notify mode): delivered again at the time given.
-    retry: VecDeque<(u64, Filing)>,
+    /// Delivered, not yet revoked (notify mode), in the order they are due again: a filing's
+    /// `due` here is when it is delivered again.
+    retry: VecDeque<Filing>,
     /// Batches the channel had no room for yet, oldest first.
     outbox: VecDeque<Vec<Lease>>,
     /// What this step expires, cut into batches as it goes.
@@ -95,7 +96,7 @@ impl Sinks {
             Verdict::Refile(due) => self.file(Filing { due, ..f }),
             Verdict::Hold => self.backlog.push_back(f),
             Verdict::Expired(tick, lease) => {
-                self.retry.push_back((retry_at, f));
+                self.retry.push_back(Filing { due: retry_at, ..f });
                 self.deliver(tick, lease);
             }
         }
@@ -189,7 +190,7 @@ impl ExpiryWorker {
         }
         while self.sinks.budget() > 0 {
             match self.sinks.retry.front() {
-                Some(&(due, f)) if due <= now_ms => {
+                Some(&f) if f.due <= now_ms => {
                     self.sinks.retry.pop_front();
                     self.consider_one(f, now_ms, true);
                 }
@@ -207,6 +208,11 @@ impl ExpiryWorker {
         }
         self.sinks.out.finish(&mut self.sinks.outbox);
         self.flush_outbox();
+        // A burst's room in the retry queue goes once most of it stands empty.
+        let retry = &mut self.sinks.retry;
+        if retry.capacity() > KEEP_MAX && retry.len() < retry.capacity() / 4 {
+            retry.shrink_to(retry.len() * 2);
+        }
         self.sinks.delivered
     }
 
@@ -237,6 +243,10 @@ impl ExpiryWorker {
             due
         });
         order_for_lookup(&inner, fired);
+        if self.cfg.mode == ExpiryMode::Notify {
+            // Room for every lease of a burst at once: one allocation, not a doubling series.
+            self.sinks.retry.reserve(fired.len());
+        }
         let shard_of = |f: &Filing| inner.leases.index(inner.hash_id(f.id));
         let mut rest = &fired[..];
         while let Some(first) = rest.first() {
@@ -372,7 +382,7 @@ impl ExpiryWorker {
                         due: file_due(deadline, now_ms, rec.ttl_ms),
                     };
                     if word & EXPIRED != 0 {
-                        sinks.retry.push_back((now_ms, f));
+                        sinks.retry.push_back(Filing { due: now_ms, ..f });
                     } else {
                         sinks.file(f);
                     }

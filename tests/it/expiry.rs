@@ -305,12 +305,12 @@ fn random_leases_renews_and_revokes_match_a_model() {
     assert_eq!(l.expiry_tracked(), l.len(), "each live lease tracked once");
 }
 
-/// A burst large enough for the worker's table-ordered, chunked path: 30k leases share a
+/// A burst large enough for the worker's table-ordered, chunked path: 100k leases share a
 /// deadline, a tenth are renewed, a tenth revoked and a tenth revoked and granted again; one
 /// step must deliver exactly the rest, once each, in both modes.
 #[test]
 fn a_burst_delivers_exactly_the_expired_leases_once_in_both_modes() {
-    const LEASES: i64 = 30_000;
+    const LEASES: i64 = 100_000;
     for mode in [ExpiryMode::Notify, ExpiryMode::Revoke] {
         let (clock, l) = manual(|b| {
             b.expiry_mode(mode)
@@ -378,6 +378,15 @@ fn a_burst_delivers_exactly_the_expired_leases_once_in_both_modes() {
         let later: HashSet<i64> = ids_of(&drain(&l));
         let due: HashSet<i64> = (1..=LEASES).filter(|i| matches!(i % 10, 0 | 2)).collect();
         assert_eq!(later, due, "{mode:?}: the renewed and re-granted leases");
+        // Owners revoke everything: past the retry interval nothing comes back, and the
+        // worker, its burst-sized queues now empty, tracks nothing.
+        for lease in l.leases() {
+            l.revoke(lease.id()).unwrap();
+        }
+        clock.advance(Duration::from_secs(4));
+        l.run_expiry_once().unwrap();
+        assert!(drain(&l).is_empty(), "{mode:?}: delivered after revoke");
+        assert_eq!(l.expiry_tracked(), 0, "{mode:?}");
     }
 }
 
