@@ -6,10 +6,9 @@
 //! keys are boxed byte strings, as a real key map holds). Check, per round: every key of every
 //! attach that succeeded maps back to its lease.
 
-use std::marker::PhantomData;
 use std::time::Duration;
 
-use super::common::{build_prefilled, Ctx, Measurement, Rounds};
+use super::common::{Ctx, Rebuilt, Round, RoundStats};
 use super::driver::{run_threads, Body, Deadline, CHECK_EVERY};
 use crate::bench::outcome::Outcome;
 use crate::bench::rng::{ids_of, Rng};
@@ -43,79 +42,59 @@ impl Body for Attaches<'_, '_> {
     }
 }
 
-/// `attach` on one target, measured in slices.
-pub(crate) struct Run<'c, 'p, T> {
-    ctx: &'c Ctx<'p>,
-    out: Outcome,
-    target: PhantomData<T>,
-}
+/// A round of `attach`: every thread attaches fresh keys to each of its leases, in a shuffled
+/// order; every key attached must then map back to its lease.
+#[derive(Debug, Default)]
+pub(crate) struct AttachRound;
 
-impl<'c, 'p, T: Target> Run<'c, 'p, T> {
-    /// Nothing is built until the first slice: every round builds its own target.
-    pub(crate) fn new(ctx: &'c Ctx<'p>) -> Self {
-        Run {
+impl Round for AttachRound {
+    fn keys(_ctx: &Ctx<'_>) -> usize {
+        0
+    }
+
+    fn run<T: Target>(
+        &self,
+        ctx: &Ctx<'_>,
+        target: &T,
+        round: u64,
+        left: Duration,
+        out: &mut Outcome,
+    ) -> RoundStats {
+        let orders: Vec<Vec<i64>> = (0..ctx.threads)
+            .map(|t| {
+                let mut ids = ids_of(t, ctx.threads, 0, ctx.n);
+                Rng::new(ctx.seed ^ round, 2000 + t as u64).shuffle(&mut ids);
+                ids
+            })
+            .collect();
+        let body = Attaches {
             ctx,
-            out: Outcome::default(),
-            target: PhantomData,
+            orders: &orders,
+        };
+        let timed = run_threads(target, ctx.threads, Some(left), &body);
+        let (mut ops, mut ok, mut found) = (0, 0, 0);
+        for (order, (done, attached)) in orders.iter().zip(&timed.outs) {
+            ops += done;
+            ok += attached;
+            for &id in &order[..*done as usize] {
+                found += (0..ctx.keys)
+                    .filter(|&j| target.owner(&key(id, j)) == Some(id))
+                    .count() as u64;
+            }
+        }
+        out.check(
+            "keys that map back to their lease = attaches x K",
+            ok * ctx.keys as u64,
+            found,
+        );
+        RoundStats {
+            ops,
+            ok,
+            elapsed: timed.elapsed,
+            latency: timed.latency,
         }
     }
 }
 
-impl<T: Target> Measurement for Run<'_, '_, T> {
-    fn label(&self) -> &'static str {
-        T::LABEL
-    }
-
-    fn slice(&mut self, budget: Duration) -> Duration {
-        let (ctx, out) = (self.ctx, &mut self.out);
-        let mut rounds = Rounds::new(budget);
-        loop {
-            let orders: Vec<Vec<i64>> = (0..ctx.threads)
-                .map(|t| {
-                    let mut ids = ids_of(t, ctx.threads, 0, ctx.n);
-                    Rng::new(ctx.seed ^ out.rounds, 2000 + t as u64).shuffle(&mut ids);
-                    ids
-                })
-                .collect();
-            let (target, bytes) = build_prefilled::<T>(ctx, true, 0);
-            if out.rounds == 0 {
-                out.bytes_per_lease = bytes;
-            }
-            ctx.say(T::LABEL, "measuring");
-            let body = Attaches {
-                ctx,
-                orders: &orders,
-            };
-            let timed = run_threads(&target, ctx.threads, Some(rounds.left()), &body);
-            let (mut ops, mut ok, mut found) = (0, 0, 0);
-            for (order, (done, attached)) in orders.iter().zip(&timed.outs) {
-                ops += done;
-                ok += attached;
-                for &id in &order[..*done as usize] {
-                    found += (0..ctx.keys)
-                        .filter(|&j| target.owner(&key(id, j)) == Some(id))
-                        .count() as u64;
-                }
-            }
-            out.ops += ops;
-            out.errors += ops - ok;
-            out.latency.merge(&timed.latency);
-            out.elapsed += timed.elapsed;
-            out.rounds += 1;
-            rounds.record(timed.elapsed);
-            out.check(
-                "keys that map back to their lease = attaches x K",
-                ok * ctx.keys as u64,
-                found,
-            );
-            drop(target);
-            if rounds.done() {
-                return rounds.timed;
-            }
-        }
-    }
-
-    fn finish(self: Box<Self>) -> Outcome {
-        self.out
-    }
-}
+/// `attach` on one target, measured in slices.
+pub(crate) type Run<'c, 'p, T> = Rebuilt<'c, 'p, T, AttachRound>;

@@ -1,7 +1,8 @@
 //! What every scenario shares: the run context ([`Ctx`]), each lease's TTL, building a target
 //! holding N leases while counting its memory ([`build_prefilled`]), the loop control of
-//! scenarios that rebuild their target between measured rounds ([`Rounds`]), and the
-//! interleaving of the targets' measurements ([`interleave`]).
+//! scenarios that rebuild their target between measured rounds ([`Rounds`], and
+//! [`Rebuilt`] around a [`Round`]), and the interleaving of the targets' measurements
+//! ([`interleave`]).
 //!
 //! # Interleaving
 //!
@@ -11,6 +12,7 @@
 //! (L B F L B F ...), and each target's figures add up its slices. Load that comes and goes
 //! then falls on all of them alike, which is what lets a ratio hold on a busy machine.
 
+use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use super::driver::{run_threads, Body, Deadline};
@@ -19,7 +21,7 @@ use crate::bench::args::TtlDist;
 use crate::bench::outcome::Outcome;
 use crate::bench::progress::Progress;
 use crate::bench::rng::{count_of, hash64, id_of};
-use crate::bench::stats::{now, Sampler};
+use crate::bench::stats::{now, Hist, Sampler};
 use crate::bench::target::{keys_into, Ops, Target, TargetConfig};
 
 /// At most this many rounds per slice, however small the rounds are.
@@ -199,6 +201,92 @@ impl Rounds {
             && (self.timed >= self.budget
                 || wall >= 2 * self.budget + first
                 || self.count >= MAX_ROUNDS)
+    }
+}
+
+/// What one round's timed phase did, for the bookkeeping every rebuilt scenario shares.
+#[derive(Debug)]
+pub(crate) struct RoundStats {
+    /// Operations tried.
+    pub(crate) ops: u64,
+    /// Operations that succeeded.
+    pub(crate) ok: u64,
+    /// The timed phase's length (its longest thread).
+    pub(crate) elapsed: Duration,
+    /// The sampled latencies of every thread.
+    pub(crate) latency: Hist,
+}
+
+/// The timed phase of a scenario that rebuilds its target every round (grant, revoke,
+/// attach): [`Rebuilt`] builds the target, this runs on it and checks it.
+pub(crate) trait Round: Default {
+    /// Keys attached to each lease of the prefilled target.
+    fn keys(ctx: &Ctx<'_>) -> usize;
+
+    /// Round number `round`'s timed phase on `target`, for at most `left`; records the round's
+    /// checks in `out`.
+    fn run<T: Target>(
+        &self,
+        ctx: &Ctx<'_>,
+        target: &T,
+        round: u64,
+        left: Duration,
+        out: &mut Outcome,
+    ) -> RoundStats;
+}
+
+/// A [`Round`] scenario on one target, measured in slices: each round builds a target holding
+/// N leases (untimed; its memory is counted on the first), runs the round's timed phase, adds
+/// it up and drops the target, until [`Rounds`] says the slice is done.
+pub(crate) struct Rebuilt<'c, 'p, T, R> {
+    ctx: &'c Ctx<'p>,
+    out: Outcome,
+    round: R,
+    target: PhantomData<T>,
+}
+
+impl<'c, 'p, T: Target, R: Round> Rebuilt<'c, 'p, T, R> {
+    /// Nothing is built until the first slice: every round builds its own target.
+    pub(crate) fn new(ctx: &'c Ctx<'p>) -> Self {
+        Rebuilt {
+            ctx,
+            out: Outcome::default(),
+            round: R::default(),
+            target: PhantomData,
+        }
+    }
+}
+
+impl<T: Target, R: Round> Measurement for Rebuilt<'_, '_, T, R> {
+    fn label(&self) -> &'static str {
+        T::LABEL
+    }
+
+    fn slice(&mut self, budget: Duration) -> Duration {
+        let (ctx, out) = (self.ctx, &mut self.out);
+        let mut rounds = Rounds::new(budget);
+        loop {
+            let (target, bytes) = build_prefilled::<T>(ctx, true, R::keys(ctx));
+            if out.rounds == 0 {
+                out.bytes_per_lease = bytes;
+            }
+            ctx.say(T::LABEL, "measuring");
+            let stats = self.round.run(ctx, &target, out.rounds, rounds.left(), out);
+            out.ops += stats.ops;
+            out.errors += stats.ops - stats.ok;
+            out.latency.merge(&stats.latency);
+            out.elapsed += stats.elapsed;
+            out.rounds += 1;
+            rounds.record(stats.elapsed);
+            drop(target);
+            if rounds.done() {
+                return rounds.timed;
+            }
+        }
+    }
+
+    fn finish(self: Box<Self>) -> Outcome {
+        self.out
     }
 }
 

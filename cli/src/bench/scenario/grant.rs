@@ -6,10 +6,9 @@
 //! service. Floor: a hashbrown insert. Check, per round: the target holds N + the grants that
 //! succeeded.
 
-use std::marker::PhantomData;
 use std::time::Duration;
 
-use super::common::{build_prefilled, Ctx, Measurement, Rounds};
+use super::common::{Ctx, Rebuilt, Round, RoundStats};
 use super::driver::{run_threads, Body, Deadline, CHECK_EVERY};
 use crate::bench::outcome::Outcome;
 use crate::bench::rng::{count_of, id_of};
@@ -45,62 +44,41 @@ impl Body for Grants<'_, '_> {
     }
 }
 
+/// A round of `grant`: every thread grants fresh ids; the target must then hold N + them.
+#[derive(Debug, Default)]
+pub(crate) struct GrantRound;
+
+impl Round for GrantRound {
+    fn keys(_ctx: &Ctx<'_>) -> usize {
+        0
+    }
+
+    fn run<T: Target>(
+        &self,
+        ctx: &Ctx<'_>,
+        target: &T,
+        _round: u64,
+        left: Duration,
+        out: &mut Outcome,
+    ) -> RoundStats {
+        let timed = run_threads(target, ctx.threads, Some(left), &Grants { ctx });
+        let (ops, ok) = timed
+            .outs
+            .iter()
+            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+        out.check(
+            "leases after each round = N + grants",
+            ctx.n + ok,
+            target.len() as u64,
+        );
+        RoundStats {
+            ops,
+            ok,
+            elapsed: timed.elapsed,
+            latency: timed.latency,
+        }
+    }
+}
+
 /// `grant` on one target, measured in slices.
-pub(crate) struct Run<'c, 'p, T> {
-    ctx: &'c Ctx<'p>,
-    out: Outcome,
-    target: PhantomData<T>,
-}
-
-impl<'c, 'p, T: Target> Run<'c, 'p, T> {
-    /// Nothing is built until the first slice: every round builds its own target.
-    pub(crate) fn new(ctx: &'c Ctx<'p>) -> Self {
-        Run {
-            ctx,
-            out: Outcome::default(),
-            target: PhantomData,
-        }
-    }
-}
-
-impl<T: Target> Measurement for Run<'_, '_, T> {
-    fn label(&self) -> &'static str {
-        T::LABEL
-    }
-
-    fn slice(&mut self, budget: Duration) -> Duration {
-        let (ctx, out) = (self.ctx, &mut self.out);
-        let mut rounds = Rounds::new(budget);
-        loop {
-            let (target, bytes) = build_prefilled::<T>(ctx, true, 0);
-            if out.rounds == 0 {
-                out.bytes_per_lease = bytes;
-            }
-            ctx.say(T::LABEL, "measuring");
-            let timed = run_threads(&target, ctx.threads, Some(rounds.left()), &Grants { ctx });
-            let (ops, ok) = timed
-                .outs
-                .iter()
-                .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
-            out.ops += ops;
-            out.errors += ops - ok;
-            out.latency.merge(&timed.latency);
-            out.elapsed += timed.elapsed;
-            out.rounds += 1;
-            rounds.record(timed.elapsed);
-            out.check(
-                "leases after each round = N + grants",
-                ctx.n + ok,
-                target.len() as u64,
-            );
-            drop(target);
-            if rounds.done() {
-                return rounds.timed;
-            }
-        }
-    }
-
-    fn finish(self: Box<Self>) -> Outcome {
-        self.out
-    }
-}
+pub(crate) type Run<'c, 'p, T> = Rebuilt<'c, 'p, T, GrantRound>;

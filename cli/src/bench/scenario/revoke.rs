@@ -6,10 +6,9 @@
 //! remove, plus the removal of the lease's keys from a key map. Checks, per round: the target
 //! holds N - the revokes that succeeded, and no key of a revoked lease is still attached.
 
-use std::marker::PhantomData;
 use std::time::Duration;
 
-use super::common::{build_prefilled, Ctx, Measurement, Rounds};
+use super::common::{Ctx, Rebuilt, Round, RoundStats};
 use super::driver::{run_threads, Body, Deadline, CHECK_EVERY};
 use crate::bench::outcome::Outcome;
 use crate::bench::rng::{ids_of, Rng};
@@ -59,74 +58,54 @@ pub(crate) fn half_orders(ctx: &Ctx<'_>, round: u64) -> Vec<Vec<i64>> {
         .collect()
 }
 
-/// `revoke` on one target, measured in slices.
-pub(crate) struct Run<'c, 'p, T> {
-    ctx: &'c Ctx<'p>,
-    out: Outcome,
-    target: PhantomData<T>,
-}
+/// A round of `revoke`: every thread revokes half of its leases; the target must then hold
+/// N - them, and none of their keys.
+#[derive(Debug, Default)]
+pub(crate) struct RevokeRound;
 
-impl<'c, 'p, T: Target> Run<'c, 'p, T> {
-    /// Nothing is built until the first slice: every round builds its own target.
-    pub(crate) fn new(ctx: &'c Ctx<'p>) -> Self {
-        Run {
+impl Round for RevokeRound {
+    fn keys(ctx: &Ctx<'_>) -> usize {
+        ctx.keys
+    }
+
+    fn run<T: Target>(
+        &self,
+        ctx: &Ctx<'_>,
+        target: &T,
+        round: u64,
+        left: Duration,
+        out: &mut Outcome,
+    ) -> RoundStats {
+        let orders = half_orders(ctx, round);
+        let body = Revokes {
             ctx,
-            out: Outcome::default(),
-            target: PhantomData,
+            orders: &orders,
+        };
+        let timed = run_threads(target, ctx.threads, Some(left), &body);
+        let (mut ops, mut ok, mut stale) = (0, 0, 0);
+        for (order, (done, found)) in orders.iter().zip(&timed.outs) {
+            ops += done;
+            ok += found;
+            for &id in order.iter().take((*done as usize).min(KEY_CHECKS)) {
+                stale += (0..ctx.keys)
+                    .filter(|&j| target.owner(&key(id, j)).is_some())
+                    .count() as u64;
+            }
+        }
+        out.check(
+            "leases after each round = N - revokes",
+            ctx.n - ok,
+            target.len() as u64,
+        );
+        out.check("keys of revoked leases still attached", 0, stale);
+        RoundStats {
+            ops,
+            ok,
+            elapsed: timed.elapsed,
+            latency: timed.latency,
         }
     }
 }
 
-impl<T: Target> Measurement for Run<'_, '_, T> {
-    fn label(&self) -> &'static str {
-        T::LABEL
-    }
-
-    fn slice(&mut self, budget: Duration) -> Duration {
-        let (ctx, out) = (self.ctx, &mut self.out);
-        let mut rounds = Rounds::new(budget);
-        loop {
-            let orders = half_orders(ctx, out.rounds);
-            let (target, bytes) = build_prefilled::<T>(ctx, true, ctx.keys);
-            if out.rounds == 0 {
-                out.bytes_per_lease = bytes;
-            }
-            ctx.say(T::LABEL, "measuring");
-            let body = Revokes {
-                ctx,
-                orders: &orders,
-            };
-            let timed = run_threads(&target, ctx.threads, Some(rounds.left()), &body);
-            let (mut ops, mut ok, mut stale) = (0, 0, 0);
-            for (order, (done, found)) in orders.iter().zip(&timed.outs) {
-                ops += done;
-                ok += found;
-                for &id in order.iter().take((*done as usize).min(KEY_CHECKS)) {
-                    stale += (0..ctx.keys)
-                        .filter(|&j| target.owner(&key(id, j)).is_some())
-                        .count() as u64;
-                }
-            }
-            out.ops += ops;
-            out.errors += ops - ok;
-            out.latency.merge(&timed.latency);
-            out.elapsed += timed.elapsed;
-            out.rounds += 1;
-            rounds.record(timed.elapsed);
-            out.check(
-                "leases after each round = N - revokes",
-                ctx.n - ok,
-                target.len() as u64,
-            );
-            out.check("keys of revoked leases still attached", 0, stale);
-            drop(target);
-            if rounds.done() {
-                return rounds.timed;
-            }
-        }
-    }
-
-    fn finish(self: Box<Self>) -> Outcome {
-        self.out
-    }
-}
+/// `revoke` on one target, measured in slices.
+pub(crate) type Run<'c, 'p, T> = Rebuilt<'c, 'p, T, RevokeRound>;
