@@ -186,21 +186,9 @@ impl Record {
         let (l, b) = (Detail::of(&c.lessor), Detail::of(&c.baseline));
         let f = c.floor.as_ref().map(Detail::of);
         let ratio = |a: f64, b: f64| (a > 0.0 && b > 0.0).then(|| round(a / b, 4));
+        let base = Record::base(plan, leases, plan.threads, l);
+        let l = &base.lessor;
         Record {
-            schema: SCHEMA,
-            scenario: plan.scenario.name(),
-            leases,
-            threads: plan.threads as u64,
-            duration_secs: plan.duration.as_secs_f64(),
-            seed: plan.seed,
-            ttl: plan.ttl.to_string(),
-            keys_per_lease: plan.keys as u64,
-            baseline_heap: plan.heap.name(),
-            ops: l.ops,
-            ops_per_sec: l.ops_per_sec,
-            p50_ns: l.p50_ns,
-            p99_ns: l.p99_ns,
-            p999_ns: l.p999_ns,
             baseline_ops_per_sec: Some(b.ops_per_sec),
             ratio_vs_baseline: ratio(l.ops_per_sec, b.ops_per_sec),
             floor_ops_per_sec: f.as_ref().map(|f| f.ops_per_sec),
@@ -217,10 +205,9 @@ impl Record {
             checks_ok: c.lessor.checks_ok()
                 && c.baseline.checks_ok()
                 && c.floor.as_ref().is_none_or(Outcome::checks_ok),
-            lessor: l,
             baseline: Some(b),
             floor: f,
-            solo: SoloFields::default(),
+            ..base
         }
     }
 
@@ -236,6 +223,17 @@ impl Record {
     ) -> Self {
         let mut l = Detail::of(out);
         l.bytes_per_lease = bytes_per_lease.map_or(0.0, |b| round(b, 1));
+        Record {
+            bytes_per_lease: bytes_per_lease.map(|b| round(b, 1)),
+            checks_ok: out.checks_ok(),
+            solo,
+            ..Record::base(plan, leases, threads, l)
+        }
+    }
+
+    /// What every record has: the plan, lessor's own figures, and nothing of a baseline, a
+    /// floor or expiry (each constructor fills in what its run has).
+    fn base(plan: &Plan, leases: u64, threads: usize, l: Detail) -> Self {
         Record {
             schema: SCHEMA,
             scenario: plan.scenario.name(),
@@ -255,7 +253,7 @@ impl Record {
             ratio_vs_baseline: None,
             floor_ops_per_sec: None,
             cost_vs_floor: None,
-            bytes_per_lease: bytes_per_lease.map(|b| round(b, 1)),
+            bytes_per_lease: None,
             baseline_bytes_per_lease: None,
             floor_bytes_per_lease: None,
             lateness_p99_ms: None,
@@ -264,11 +262,11 @@ impl Record {
             baseline_lateness_max_ms: None,
             delivered: None,
             baseline_delivered: None,
-            checks_ok: out.checks_ok(),
+            checks_ok: true,
             lessor: l,
             baseline: None,
             floor: None,
-            solo,
+            solo: SoloFields::default(),
         }
     }
 
