@@ -155,7 +155,7 @@ impl LessorBuilder {
     }
 
     /// The smallest TTL a lease gets: shorter (and zero) TTLs are raised to it. From 1 ms to
-    /// [`MAX_TTL`](crate::MAX_TTL).
+    /// [`MAX_TTL`].
     ///
     /// # Examples
     ///

@@ -22,7 +22,7 @@ impl Lessor {
     /// # Errors
     ///
     /// Checked in etcd's order: [`Error::LeaseNotFound`] for id 0, [`Error::TtlTooLarge`] over
-    /// [`MAX_TTL`](crate::MAX_TTL) (even when the id exists), [`Error::LeaseExists`] (nothing
+    /// [`MAX_TTL`] (even when the id exists), [`Error::LeaseExists`] (nothing
     /// changes), [`Error::Stopped`].
     ///
     /// **Locking:** one exclusive shard lock; calls out to nothing.

@@ -242,11 +242,7 @@ fn move_deadline(rec: &LeaseRecord, expected: u64, new: u64) {
 /// `window start + k / target` seconds (and the window grows to that point). Calls
 /// `on_move(item, new remaining ms)` for each lease that moves.
 ///
-/// # Examples
-///
-/// ```ignore
-/// // 10 leases at 1 s with rate 4 (target 3): the 4th..10th move to 1 s + k/3 s.
-/// ```
+/// For example, 10 leases at 1 s with rate 4 (target 3): the 4th..10th move to 1 s + k/3 s.
 pub(crate) fn spread_expiries<T>(
     sorted: &mut [T],
     remaining_of: impl Fn(&T) -> u64,

@@ -3,7 +3,7 @@
 //!
 //! A log directory holds numbered segment files, at most one snapshot, and a lock file; the
 //! byte layout is in [`format`](mod@format). [`Wal::open`] replays the snapshot and the
-//! segments after it into [`Recovered::records`], and [`Wal::append`] adds records through one
+//! segments after it into [`Recovered::records`](options::Recovered::records), and [`Wal::append`] adds records through one
 //! writer thread that group-commits concurrent callers.
 //!
 //! # Durability contract
