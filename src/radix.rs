@@ -52,8 +52,9 @@ pub(crate) fn radix_sort_by<T: Copy>(
 pub(crate) const FLAG_BITS_MAX: u32 = 12;
 
 /// Sorts `v` in place, not stably, by a key below `2^bits` (`bits <= FLAG_BITS_MAX`), in one
-/// counting pass and one permuting pass (an American flag sort): no memory beyond a count per
-/// key value on the stack. `key` is called about twice per item.
+/// counting pass and one permuting pass (an American flag sort): no memory beyond two counts
+/// per key value (on the heap: the expiry worker also runs on small-stacked threads, loom's
+/// among them). `key` is called about twice per item.
 ///
 /// # Panics
 ///
@@ -64,8 +65,8 @@ pub(crate) fn flag_sort_by<T>(v: &mut [T], bits: u32, key: impl Fn(&T) -> usize)
         "flag_sort_by sorts on at most {FLAG_BITS_MAX} bits"
     );
     let buckets = 1usize << bits;
-    let mut next = [0usize; 1 << FLAG_BITS_MAX];
-    let mut end = [0usize; 1 << FLAG_BITS_MAX];
+    let mut next = vec![0usize; buckets];
+    let mut end = vec![0usize; buckets];
     for e in v.iter() {
         let k = key(e);
         debug_assert!(k < buckets, "key {k} not below 2^{bits}");
