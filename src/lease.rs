@@ -200,6 +200,22 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// A lease just granted for `ttl_ms`, without keys: its whole TTL left when the lessor is
+    /// primary, no expiry otherwise.
+    pub(crate) fn granted(id: LeaseId, ttl_ms: u64, primary: bool) -> Lease {
+        let ttl = Duration::from_millis(ttl_ms);
+        Lease {
+            id,
+            ttl,
+            remaining: if primary {
+                Remaining::Left(ttl)
+            } else {
+                Remaining::Forever
+            },
+            keys: Vec::new(),
+        }
+    }
+
     /// The lease's id.
     ///
     /// # Examples

@@ -17,9 +17,8 @@
 use std::time::Duration;
 
 use super::{Inner, Lessor};
-use crate::clock::ceil_ms;
 use crate::error::{Error, Result};
-use crate::lease::{Lease, LeaseId, LeaseRecord, Remaining, MAX_TTL, SPECIAL};
+use crate::lease::{Lease, LeaseId, LeaseRecord, SPECIAL};
 use crate::wal::Record;
 
 impl Lessor {
@@ -77,21 +76,15 @@ impl Inner {
         let mut out: Vec<Option<Result<Lease>>> = grants.iter().map(|_| None).collect();
         let mut pending = Vec::with_capacity(grants.len());
         for (at, &(id, ttl)) in grants.iter().enumerate() {
-            if id.is_none() {
-                out[at] = Some(Err(Error::LeaseNotFound { id }));
-            } else if ttl > MAX_TTL {
-                out[at] = Some(Err(Error::TtlTooLarge {
-                    given: ttl,
-                    max: MAX_TTL,
-                }));
-            } else {
-                pending.push(Pending {
+            match self.grant_ttl_ms(id, ttl) {
+                Err(e) => out[at] = Some(Err(e)),
+                Ok(ttl_ms) => pending.push(Pending {
                     at,
                     id,
                     hash: self.hash_id(id),
-                    ttl_ms: ceil_ms(ttl).max(self.min_ttl_ms),
+                    ttl_ms,
                     seq: None,
-                });
+                }),
             }
         }
         let hashes: Vec<u64> = pending.iter().map(|p| p.hash).collect();
@@ -136,17 +129,7 @@ impl Inner {
             let primary = self
                 .leases
                 .write(idx, |s| self.publish(s, p.hash, p.id, seq, now));
-            let ttl = Duration::from_millis(p.ttl_ms);
-            out[p.at] = Some(Ok(Lease {
-                id: p.id,
-                ttl,
-                remaining: if primary {
-                    Remaining::Left(ttl)
-                } else {
-                    Remaining::Forever
-                },
-                keys: Vec::new(),
-            }));
+            out[p.at] = Some(Ok(Lease::granted(p.id, p.ttl_ms, primary)));
         }
         Ok(out
             .into_iter()

@@ -230,6 +230,15 @@ mod tests {
             .expect("opens")
     }
 
+    /// A lessor on a fresh in-memory disk (`mem`, seen through the failing `fs`) and clock.
+    fn fresh() -> (MemFs, FailingFs, ManualClock, Lessor) {
+        let mem = MemFs::new();
+        let fs = FailingFs::new(mem.clone());
+        let clock = ManualClock::new();
+        let l = open(&fs, &clock);
+        (mem, fs, clock, l)
+    }
+
     /// What a promote would give the lease now: its checkpoint in force, else its TTL.
     fn promoted(l: &Lessor, id: LeaseId) -> Remaining {
         l.demote();
@@ -243,10 +252,7 @@ mod tests {
 
     #[test]
     fn a_refused_clearing_fails_the_renew_and_keeps_the_checkpoint() {
-        let mem = MemFs::new();
-        let fs = FailingFs::new(mem.clone());
-        let clock = ManualClock::new();
-        let l = open(&fs, &clock);
+        let (mem, fs, clock, l) = fresh();
         let id = LeaseId::new(1);
         l.grant(id, Duration::from_secs(600)).unwrap();
         l.checkpoint(id, Duration::from_secs(5)).unwrap();
@@ -269,10 +275,7 @@ mod tests {
 
     #[test]
     fn a_refused_pass_leaves_no_checkpoint_and_a_renew_logs_nothing() {
-        let mem = MemFs::new();
-        let fs = FailingFs::new(mem.clone());
-        let clock = ManualClock::new();
-        let l = open(&fs, &clock);
+        let (_mem, fs, clock, l) = fresh();
         let id = LeaseId::new(1);
         l.grant(id, Duration::from_secs(600)).unwrap();
         clock.advance(Duration::from_secs(100));

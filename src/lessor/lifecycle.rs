@@ -6,8 +6,8 @@ use super::{Inner, Lessor};
 use crate::clock::ceil_ms;
 use crate::error::{Error, Result};
 use crate::lease::{
-    deadline_of, finite_deadline, Lease, LeaseId, LeaseRecord, Remaining, CHECKPOINTED, EXPIRED,
-    FOREVER, MAX_TTL, SPECIAL,
+    deadline_of, finite_deadline, Lease, LeaseId, LeaseRecord, CHECKPOINTED, EXPIRED, FOREVER,
+    MAX_TTL, SPECIAL,
 };
 use crate::shard::{Filing, Key, LeaseShard};
 use crate::sync::Ordering;
@@ -165,6 +165,19 @@ impl Lessor {
 impl Inner {
     pub(crate) fn grant(&self, id: LeaseId, ttl: Duration) -> Result<Lease> {
         self.check_running()?;
+        let ttl_ms = self.grant_ttl_ms(id, ttl)?;
+        let h = self.hash_id(id);
+        let primary = if self.durable.is_some() {
+            self.grant_logged(id, h, ttl_ms)?
+        } else {
+            self.grant_in_memory(id, h, ttl_ms)?
+        };
+        Ok(Lease::granted(id, ttl_ms, primary))
+    }
+
+    /// The checks of a grant that need no lock, in etcd's order (id, then TTL); returns the
+    /// TTL to grant in ms, raised to the minimum.
+    pub(crate) fn grant_ttl_ms(&self, id: LeaseId, ttl: Duration) -> Result<u64> {
         if id.is_none() {
             return Err(Error::LeaseNotFound { id });
         }
@@ -174,24 +187,7 @@ impl Inner {
                 max: MAX_TTL,
             });
         }
-        let ttl_ms = ceil_ms(ttl).max(self.min_ttl_ms);
-        let h = self.hash_id(id);
-        let primary = if self.durable.is_some() {
-            self.grant_logged(id, h, ttl_ms)?
-        } else {
-            self.grant_in_memory(id, h, ttl_ms)?
-        };
-        let ttl = Duration::from_millis(ttl_ms);
-        Ok(Lease {
-            id,
-            ttl,
-            remaining: if primary {
-                Remaining::Left(ttl)
-            } else {
-                Remaining::Forever
-            },
-            keys: Vec::new(),
-        })
+        Ok(ceil_ms(ttl).max(self.min_ttl_ms))
     }
 
     /// A grant without a log: one exclusive shard lock and one probe.

@@ -8,10 +8,9 @@
 
 use std::time::Duration;
 
-use super::common::{Ctx, Rebuilt, Round, RoundStats};
+use super::common::{shuffled_orders, Ctx, Rebuilt, Round, RoundStats};
 use super::driver::{run_threads, Body, Deadline, CHECK_EVERY};
 use crate::bench::outcome::Outcome;
-use crate::bench::rng::{ids_of, Rng};
 use crate::bench::stats::Sampler;
 use crate::bench::target::{key, keys_into, Ops, Target};
 
@@ -60,13 +59,7 @@ impl Round for AttachRound {
         left: Duration,
         out: &mut Outcome,
     ) -> RoundStats {
-        let orders: Vec<Vec<i64>> = (0..ctx.threads)
-            .map(|t| {
-                let mut ids = ids_of(t, ctx.threads, 0, ctx.n);
-                Rng::new(ctx.seed ^ round, 2000 + t as u64).shuffle(&mut ids);
-                ids
-            })
-            .collect();
+        let orders = shuffled_orders(ctx, round, 2000);
         let body = Attaches {
             ctx,
             orders: &orders,
@@ -87,12 +80,7 @@ impl Round for AttachRound {
             ok * ctx.keys as u64,
             found,
         );
-        RoundStats {
-            ops,
-            ok,
-            elapsed: timed.elapsed,
-            latency: timed.latency,
-        }
+        RoundStats::new(ops, ok, timed)
     }
 }
 

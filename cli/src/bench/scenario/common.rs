@@ -15,12 +15,12 @@
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use super::driver::{run_threads, Body, Deadline};
+use super::driver::{run_threads, Body, Deadline, Timed};
 use crate::bench::alloc;
 use crate::bench::args::TtlDist;
 use crate::bench::outcome::Outcome;
 use crate::bench::progress::Progress;
-use crate::bench::rng::{count_of, hash64, id_of};
+use crate::bench::rng::{count_of, hash64, id_of, ids_of, Rng};
 use crate::bench::stats::{now, Hist, Sampler};
 use crate::bench::target::{keys_into, Ops, Target, TargetConfig};
 
@@ -215,6 +215,30 @@ pub(crate) struct RoundStats {
     pub(crate) elapsed: Duration,
     /// The sampled latencies of every thread.
     pub(crate) latency: Hist,
+}
+
+impl RoundStats {
+    /// `ops` tried and `ok` succeeded in the timed run `timed`.
+    pub(crate) fn new<O>(ops: u64, ok: u64, timed: Timed<O>) -> Self {
+        RoundStats {
+            ops,
+            ok,
+            elapsed: timed.elapsed,
+            latency: timed.latency,
+        }
+    }
+}
+
+/// Each thread's own leases (as [`ids_of`] splits `1..=N`), shuffled for round `round` by
+/// the random stream `stream + thread`.
+pub(crate) fn shuffled_orders(ctx: &Ctx<'_>, round: u64, stream: u64) -> Vec<Vec<i64>> {
+    (0..ctx.threads)
+        .map(|t| {
+            let mut ids = ids_of(t, ctx.threads, 0, ctx.n);
+            Rng::new(ctx.seed ^ round, stream + t as u64).shuffle(&mut ids);
+            ids
+        })
+        .collect()
 }
 
 /// The timed phase of a scenario that rebuilds its target every round (grant, revoke,

@@ -71,12 +71,7 @@ impl Round for GrantRound {
             ctx.n + ok,
             target.len() as u64,
         );
-        RoundStats {
-            ops,
-            ok,
-            elapsed: timed.elapsed,
-            latency: timed.latency,
-        }
+        RoundStats::new(ops, ok, timed)
     }
 }
 

@@ -8,10 +8,9 @@
 
 use std::time::Duration;
 
-use super::common::{Ctx, Rebuilt, Round, RoundStats};
+use super::common::{shuffled_orders, Ctx, Rebuilt, Round, RoundStats};
 use super::driver::{run_threads, Body, Deadline, CHECK_EVERY};
 use crate::bench::outcome::Outcome;
-use crate::bench::rng::{ids_of, Rng};
 use crate::bench::stats::Sampler;
 use crate::bench::target::{key, keys_into, Ops, Target};
 
@@ -48,14 +47,11 @@ impl Body for Revokes<'_, '_> {
 
 /// Each thread's leases, shuffled, the first half of them.
 pub(crate) fn half_orders(ctx: &Ctx<'_>, round: u64) -> Vec<Vec<i64>> {
-    (0..ctx.threads)
-        .map(|t| {
-            let mut ids = ids_of(t, ctx.threads, 0, ctx.n);
-            Rng::new(ctx.seed ^ round, 1000 + t as u64).shuffle(&mut ids);
-            ids.truncate(ids.len().div_ceil(2));
-            ids
-        })
-        .collect()
+    let mut orders = shuffled_orders(ctx, round, 1000);
+    for ids in &mut orders {
+        ids.truncate(ids.len().div_ceil(2));
+    }
+    orders
 }
 
 /// A round of `revoke`: every thread revokes half of its leases; the target must then hold
@@ -98,12 +94,7 @@ impl Round for RevokeRound {
             target.len() as u64,
         );
         out.check("keys of revoked leases still attached", 0, stale);
-        RoundStats {
-            ops,
-            ok,
-            elapsed: timed.elapsed,
-            latency: timed.latency,
-        }
+        RoundStats::new(ops, ok, timed)
     }
 }
 
