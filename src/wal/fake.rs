@@ -9,12 +9,15 @@
 //!   [`MemFs::crashed`] returns a new file system holding only the durable view, which is the
 //!   strictest crash POSIX allows: unsynced data and unsynced renames, creations and removals
 //!   are all lost. Directories themselves are durable at once.
+//! - A [`MemFs`] ignores `preallocate`, like a file system without `fallocate`, unless made by
+//!   [`MemFs::preallocating`]: then it grows the file with zeros, as the real call does.
 //! - One mutex guards the whole state; no call blocks while holding it.
 //! - [`FailingFs`] wraps any file system and counts every call by [`Op`]. A test can make the
 //!   n-th next call of an op fail ([`FailingFs::fail_nth`]), make every write fail with
-//!   `StorageFull` after writing half its bytes ([`FailingFs::set_disk_full`]), "kill the
-//!   process" after n more mutating calls ([`FailingFs::die_after`]: every later create, write,
-//!   sync, truncate, rename and remove fails and writes nothing), or hold every file sync until
+//!   `StorageFull` after writing half its bytes, and every preallocation with it too
+//!   ([`FailingFs::set_disk_full`]), "kill the process" after n more mutating calls
+//!   ([`FailingFs::die_after`]: every later create, write, sync, truncate, preallocate, rename
+//!   and remove fails and writes nothing), or hold every file sync until
 //!   a gate drops ([`FailingFs::hold_syncs`]).
 
 // The fuzz entry points and the `test-util` feature use only part of the fakes.
@@ -69,6 +72,8 @@ pub(crate) struct MemCounts {
 
 #[derive(Debug, Default)]
 struct MemState {
+    /// `preallocate` grows files (see [`MemFs::preallocating`]).
+    preallocates: bool,
     next_inode: u64,
     inodes: BTreeMap<u64, Inode>,
     live: BTreeMap<PathBuf, u64>,
@@ -89,7 +94,8 @@ struct Inode {
 enum Durable {
     /// The first n live bytes (nothing before them changed since the last sync).
     Prefix(usize),
-    /// These bytes (the live ones were cut below the synced length since).
+    /// These bytes (the live ones were cut below the synced length, or written over inside
+    /// it, since).
     Copy(Vec<u8>),
 }
 
@@ -105,6 +111,20 @@ impl Inode {
             Durable::Prefix(n) => self.data[..*n].to_vec(),
             Durable::Copy(v) => v.clone(),
         }
+    }
+
+    /// Writes `buf` at `pos`, over the bytes there and past the end.
+    fn write_at(&mut self, pos: usize, buf: &[u8]) {
+        if let Durable::Prefix(n) = self.durable {
+            if pos < n {
+                self.durable = Durable::Copy(self.data[..n].to_vec());
+            }
+        }
+        let end = pos + buf.len();
+        if self.data.len() < end {
+            self.data.resize(end, 0);
+        }
+        self.data[pos..end].copy_from_slice(buf);
     }
 
     fn truncate(&mut self, len: usize) {
@@ -160,6 +180,14 @@ impl MemFs {
         Self::default()
     }
 
+    /// A file system whose files take `preallocate` as the real one does: the file grows to
+    /// the size asked for, in zeros (durable after a sync), and appends write over them.
+    pub(crate) fn preallocating() -> Self {
+        let fs = Self::default();
+        fs.with(|s| s.preallocates = true);
+        fs
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut MemState) -> R) -> R {
         f(&mut sync::lock(&self.state))
     }
@@ -191,6 +219,7 @@ impl MemFs {
     pub fn crashed(&self) -> MemFs {
         self.with(|s| {
             let mut out = MemState {
+                preallocates: s.preallocates,
                 dirs: s.dirs.clone(),
                 ..MemState::default()
             };
@@ -293,14 +322,19 @@ impl FileSystem for MemFs {
         Ok(Box::new(MemFile {
             fs: self.clone(),
             ino,
+            pos: 0,
         }))
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
-        let ino = self.with(|s| s.inode(path))?;
+        let (ino, pos) = self.with(|s| {
+            let ino = s.inode(path)?;
+            Ok::<_, io::Error>((ino, s.inodes.get(&ino).map_or(0, |n| n.data.len())))
+        })?;
         Ok(Box::new(MemFile {
             fs: self.clone(),
             ino,
+            pos,
         }))
     }
 
@@ -366,6 +400,8 @@ impl FileSystem for MemFs {
 struct MemFile {
     fs: MemFs,
     ino: u64,
+    /// Where the next append goes.
+    pos: usize,
 }
 
 impl WalFile for MemFile {
@@ -373,9 +409,10 @@ impl WalFile for MemFile {
         self.fs.with(|s| {
             s.counts.writes += 1;
             if let Some(node) = s.inodes.get_mut(&self.ino) {
-                node.data.extend_from_slice(buf);
+                node.write_at(self.pos, buf);
             }
         });
+        self.pos += buf.len();
         Ok(())
     }
 
@@ -396,7 +433,22 @@ impl WalFile for MemFile {
                 node.truncate(len);
             }
         });
+        self.pos = len;
         Ok(())
+    }
+
+    fn preallocate(&mut self, len: u64) -> io::Result<bool> {
+        let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        Ok(self.fs.with(|s| {
+            let node = s.inodes.get_mut(&self.ino);
+            match node {
+                Some(node) if s.preallocates && node.data.len() < len => {
+                    node.data.resize(len, 0);
+                    true
+                }
+                _ => false,
+            }
+        }))
     }
 }
 
@@ -444,6 +496,8 @@ pub(crate) enum Op {
     Sync,
     /// A file's `truncate`.
     Truncate,
+    /// A file's `preallocate`.
+    Preallocate,
 }
 
 impl Op {
@@ -458,6 +512,7 @@ impl Op {
                 | Op::Write
                 | Op::Sync
                 | Op::Truncate
+                | Op::Preallocate
         )
     }
 }
@@ -517,7 +572,8 @@ impl FailingFs {
         s.planned.push((op, at));
     }
 
-    /// While on, every write puts down half its bytes and fails with `StorageFull`.
+    /// While on, every write puts down half its bytes and fails with `StorageFull`, and so
+    /// does every preallocation (putting down nothing).
     pub(crate) fn set_disk_full(&self, on: bool) {
         sync::lock(&self.ctl.state).disk_full = on;
     }
@@ -584,7 +640,7 @@ fn check(ctl: &Control, op: Op) -> Result<(), Failure> {
             "injected: {op:?} #{n} failed"
         ))));
     }
-    if op == Op::Write && s.disk_full {
+    if matches!(op, Op::Write | Op::Preallocate) && s.disk_full {
         return Err(Failure::Injected(io::Error::new(
             io::ErrorKind::StorageFull,
             "injected: no space left on device",
@@ -684,6 +740,13 @@ impl WalFile for FailingFile {
     fn truncate(&mut self, len: u64) -> io::Result<()> {
         match check(&self.ctl, Op::Truncate) {
             Ok(()) => self.inner.truncate(len),
+            Err(Failure::Injected(e) | Failure::Dead(e)) => Err(e),
+        }
+    }
+
+    fn preallocate(&mut self, len: u64) -> io::Result<bool> {
+        match check(&self.ctl, Op::Preallocate) {
+            Ok(()) => self.inner.preallocate(len),
             Err(Failure::Injected(e) | Failure::Dead(e)) => Err(e),
         }
     }

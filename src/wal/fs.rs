@@ -4,12 +4,17 @@
 //! "crash", keeping only what was synced) and `fake::FailingFs` (which fails chosen calls).
 //!
 //! The calls are few and coarse, and each one is a place a failure can be injected: create,
-//! open for append, append (write), sync a file, truncate, read a whole file, rename, remove,
-//! list a directory, sync a directory, and lock a file.
+//! open for append, append (write), sync a file, truncate, preallocate, read a whole file,
+//! rename, remove, list a directory, sync a directory, and lock a file.
+//!
+//! A [`WalFile`] writes at its own *write position*, not at the file's size: a segment is
+//! preallocated (its size set ahead, in zeros) so that an append within it changes no file
+//! metadata, and its `fdatasync` has no size change to journal. The reader takes a run of
+//! zeros to the end of a segment as its unused space (`reader.rs`).
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,11 +28,12 @@ pub(crate) trait FileSystem: Send + Sync + fmt::Debug + 'static {
     /// The names of the files in `dir` (not sorted; names that are not UTF-8 are skipped).
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
 
-    /// Creates `path` empty (truncating it if it exists) and opens it for appending. The new
-    /// name is durable only after [`FileSystem::sync_dir`].
+    /// Creates `path` empty (truncating it if it exists) and opens it for appending at
+    /// offset 0. The new name is durable only after [`FileSystem::sync_dir`].
     fn create(&self, path: &Path) -> io::Result<Box<dyn WalFile>>;
 
-    /// Opens the existing `path` for appending and truncating.
+    /// Opens the existing `path` for appending and truncating; the write position is its
+    /// size.
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WalFile>>;
 
     /// The whole content of `path`.
@@ -48,16 +54,24 @@ pub(crate) trait FileSystem: Send + Sync + fmt::Debug + 'static {
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
 }
 
-/// A file open for appending.
+/// A file open for appending at its write position.
 pub(crate) trait WalFile: Send + fmt::Debug {
-    /// Writes all of `buf` at the end of the file. On error, part of it may have been written.
+    /// Writes all of `buf` at the write position and moves the position past it. On error,
+    /// part of it may have been written and the position stays where it was.
     fn append(&mut self, buf: &[u8]) -> io::Result<()>;
 
-    /// Makes the file's content durable (`fdatasync`).
+    /// Makes the file's content and size durable (`fdatasync`).
     fn sync(&mut self) -> io::Result<()>;
 
-    /// Cuts the file to `len` bytes; later appends go after them. Durable after a sync.
+    /// Cuts the file to `len` bytes and moves the write position there. Durable after a sync.
     fn truncate(&mut self, len: u64) -> io::Result<()>;
+
+    /// Grows the file to `len` bytes of zeros with its blocks allocated (`fallocate`), so that
+    /// appends up to `len` change no metadata; the write position stays. Returns whether the
+    /// file grew (not when it was already that long, or the platform has no such call). An
+    /// error (a file system without `fallocate`, a full disk) leaves a file that still works:
+    /// appends then grow it as they go. Durable after a sync.
+    fn preallocate(&mut self, len: u64) -> io::Result<bool>;
 }
 
 /// A held lock; dropping it releases the lock.
@@ -103,14 +117,14 @@ impl FileSystem for StdFs {
             .create(true)
             .truncate(true)
             .open(path)?;
-        // Reopen in append mode so that writes always land at the end, also after a truncate.
-        drop(file);
-        self.open_append(path)
+        Ok(Box::new(StdFile { file, pos: 0 }))
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
-        let file = OpenOptions::new().append(true).open(path)?;
-        Ok(Box::new(StdFile { file }))
+        // Not O_APPEND: writes land at the write position, inside the preallocated zeros.
+        let file = OpenOptions::new().write(true).open(path)?;
+        let pos = file.metadata()?.len();
+        Ok(Box::new(StdFile { file, pos }))
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -185,15 +199,30 @@ const LOCK_PATIENCE: Duration = Duration::from_millis(500);
 #[cfg(unix)]
 const LOCK_RETRY: Duration = Duration::from_millis(10);
 
-/// A std file open for appending.
+/// A std file open for writing, with its write position.
 #[derive(Debug)]
 struct StdFile {
     file: File,
+    /// Where the next append goes.
+    pos: u64,
 }
 
 impl WalFile for StdFile {
+    #[cfg(unix)]
     fn append(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.file.write_all(buf)
+        use std::os::unix::fs::FileExt;
+        self.file.write_all_at(buf, self.pos)?;
+        self.pos += u64::try_from(buf.len()).unwrap_or(u64::MAX);
+        Ok(())
+    }
+
+    #[cfg(not(unix))]
+    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        use std::io::{Seek, SeekFrom, Write};
+        self.file.seek(SeekFrom::Start(self.pos))?;
+        self.file.write_all(buf)?;
+        self.pos += u64::try_from(buf.len()).unwrap_or(u64::MAX);
+        Ok(())
     }
 
     fn sync(&mut self) -> io::Result<()> {
@@ -201,7 +230,26 @@ impl WalFile for StdFile {
     }
 
     fn truncate(&mut self, len: u64) -> io::Result<()> {
-        self.file.set_len(len)
+        self.file.set_len(len)?;
+        self.pos = len;
+        Ok(())
+    }
+
+    #[cfg(target_os = "linux")]
+    fn preallocate(&mut self, len: u64) -> io::Result<bool> {
+        use rustix::fs::{fallocate, FallocateFlags};
+        if self.file.metadata()?.len() >= len {
+            return Ok(false);
+        }
+        // Mode 0: allocate and set the size (unwritten extents read as zeros).
+        fallocate(&self.file, FallocateFlags::empty(), 0, len).map_err(io::Error::from)?;
+        Ok(true)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn preallocate(&mut self, _len: u64) -> io::Result<bool> {
+        // Left to appends: setting the size without allocating would save no metadata.
+        Ok(false)
     }
 }
 

@@ -68,7 +68,7 @@ impl Wal {
         let lock = lock_dir(&*fs, dir)?;
         let replay = reader::replay(&*fs, dir)?;
         repair(&*fs, dir, &replay)?;
-        let (active, segments) = start_segment(&*fs, dir, &replay)?;
+        let (active, segments) = start_segment(&*fs, dir, &replay, opts.segment_bytes)?;
         let shared = Arc::new(Shared {
             segments: Mutex::new(segments),
             snapshot: Mutex::new(replay.snapshot),
@@ -324,13 +324,14 @@ fn lock_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Box<dyn FileLock>> {
     })
 }
 
-/// The segment the writer starts on, and every live segment (it included). The last segment
-/// is reused if it holds nothing yet (so that restarts without appends do not pile up empty
-/// segments); otherwise a new one is made.
+/// The segment the writer starts on, preallocated to `reserve` bytes, and every live segment
+/// (it included). The last segment is reused if it holds nothing yet (so that restarts
+/// without appends do not pile up empty segments); otherwise a new one is made.
 fn start_segment(
     fs: &dyn FileSystem,
     dir: &Path,
     replay: &Replay,
+    reserve: u64,
 ) -> Result<(Active, Vec<LiveSegment>)> {
     let mut segments: Vec<LiveSegment> = replay
         .segments
@@ -348,11 +349,11 @@ fn start_segment(
     if reusable {
         let number = replay.next_segment - 1;
         let path = format::segment_path(dir, number);
-        let active = segment::reopen_empty(fs, dir, number)
+        let active = segment::reopen_empty(fs, dir, number, reserve)
             .map_err(|e| with_path(e, "cannot reopen log segment", &path))?;
         return Ok((active, segments));
     }
-    let active = segment::create(fs, dir, replay.next_segment, replay.next_lsn)
+    let active = segment::create(fs, dir, replay.next_segment, replay.next_lsn, reserve)
         .map_err(|e| Error::Io(e.error))?;
     segments.push(LiveSegment {
         number: active.number,
@@ -363,7 +364,8 @@ fn start_segment(
 }
 
 /// Makes the directory match what `replay` read: the snapshot's name made durable before
-/// anything it replaces is removed, the torn tail cut (and fsynced), stale files removed.
+/// anything it replaces is removed, the torn tail or the unused preallocated zeros cut (and
+/// fsynced), stale files removed.
 /// The directory fsync that follows is the new segment's.
 fn repair(fs: &dyn FileSystem, dir: &Path, replay: &Replay) -> Result<()> {
     let sync_dir = || {
@@ -384,6 +386,17 @@ fn repair(fs: &dyn FileSystem, dir: &Path, replay: &Replay) -> Result<()> {
             })
         };
         cut.map_err(|e| with_path(e, "cannot cut the torn tail of log segment", &path))?;
+    }
+    if let Some(unused) = replay.unused {
+        // The writer starts a new segment (or reuses this one from its header on): give the
+        // space back, so that it stays at the end of the last segment only.
+        let path = format::segment_path(dir, unused.segment);
+        fs.open_append(&path)
+            .and_then(|mut f| {
+                f.truncate(unused.offset)?;
+                f.sync()
+            })
+            .map_err(|e| with_path(e, "cannot cut the unused space of log segment", &path))?;
     }
     for path in &replay.stale {
         fs.remove(path)

@@ -10,6 +10,10 @@
 //! - The remaining segments must be contiguous in number and in lsn, the first one starting
 //!   at or before the snapshot's `upto` (or at 0 without a snapshot). Records below `upto`
 //!   are skipped.
+//! - A segment's records end at its end of file, or where nothing but zeros follows to the end
+//!   of file: space the writer preallocated and had not reached (no frame starts with nine zero
+//!   bytes: every payload is at least 8 bytes long, so its `len` is not 0). The last segment's
+//!   unused zeros are reported, for `open` to give back.
 //! - Only the **last** segment can have a torn tail: a sealed segment was fsynced before the
 //!   next one was created. At the first bad frame of the last segment, the bytes from there
 //!   to the end are a torn tail if no whole, checksummed frame starts anywhere after it (a torn
@@ -64,6 +68,15 @@ pub(crate) struct Torn {
     pub(crate) whole_file: bool,
 }
 
+/// Preallocated space the writer had not reached, at the end of the last segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unused {
+    /// The segment.
+    pub(crate) segment: u64,
+    /// Where its records end and the zeros begin.
+    pub(crate) offset: u64,
+}
+
 /// Everything `replay` found.
 #[derive(Debug)]
 pub(crate) struct Replay {
@@ -78,6 +91,8 @@ pub(crate) struct Replay {
     pub(crate) segments: Vec<SegmentFile>,
     /// The torn tail of the last segment, if any.
     pub(crate) torn: Option<Torn>,
+    /// The unused zeros at the end of the last segment, if any.
+    pub(crate) unused: Option<Unused>,
     /// Files to remove: stale snapshots and temporaries, segments the snapshot covers.
     pub(crate) stale: Vec<PathBuf>,
     /// The lsn the next record gets.
@@ -117,6 +132,7 @@ pub(crate) fn replay(fs: &dyn FileSystem, dir: &Path) -> Result<Replay> {
         snapshot: None,
         segments: Vec::new(),
         torn: None,
+        unused: None,
         stale,
         next_lsn: 0,
         next_segment: 0,
@@ -299,7 +315,7 @@ fn check_continuity(seg: &SegmentCtx<'_>, first_lsn: u64, out: &Replay) -> Resul
 }
 
 /// Decodes the records after the header, keeping those at or past the snapshot's `upto`,
-/// and tells a torn tail (last segment only) from damage.
+/// stops at unused preallocated zeros, and tells a torn tail (last segment only) from damage.
 fn scan_records(seg: &SegmentCtx<'_>, data: &[u8], first_lsn: u64, out: &mut Replay) -> Result<()> {
     let upto = out.snapshot.map_or(0, |s| s.upto);
     let mut lsn = first_lsn;
@@ -313,6 +329,15 @@ fn scan_records(seg: &SegmentCtx<'_>, data: &[u8], first_lsn: u64, out: &mut Rep
                 }
                 lsn += 1;
                 at += len;
+            }
+            Frame::Incomplete | Frame::Bad(_) if data[at..].iter().all(|&b| b == 0) => {
+                if seg.is_last {
+                    out.unused = Some(Unused {
+                        segment: seg.number,
+                        offset: to_u64(at),
+                    });
+                }
+                break;
             }
             Frame::Incomplete | Frame::Bad(_) if seg.is_last && !any_frame_after(data, at + 1) => {
                 out.torn = Some(Torn {

@@ -17,9 +17,10 @@
 //!   too, or an fsync fails that covered writes already acknowledged (`Interval`, `Never`, or a
 //!   seal before rotation), the writer is *failed*: every later append gets `Error::Io` until
 //!   the log is reopened (whatever reached the disk is then replayed; a torn tail is cut).
-//! - **Rotation.** Once the active segment reaches `segment_bytes`, it is fsynced (sealed) and
-//!   the next one is created (header, fsync, directory fsync), so only the last segment can
-//!   ever have a torn tail. A failed rotation leaves the writer on the old segment and is
+//! - **Rotation.** Once the active segment reaches `segment_bytes`, it is cut to its records
+//!   (giving back preallocated space it did not use), fsynced (sealed), and the next one is
+//!   created (header, preallocation to `segment_bytes`, fsync, directory fsync), so only the
+//!   last segment can ever have a torn tail. A failed rotation leaves the writer on the old segment and is
 //!   retried after the next group.
 //! - [`Shared`] is the writer's window to the handle: `segments` (mutex; the writer pushes the
 //!   new active segment and updates its size, compaction removes covered ones from the front),
@@ -355,8 +356,10 @@ impl Writer {
             .and_then(|()| self.active.file.sync());
         match undo {
             Ok(()) => {
-                // Everything before `start` is durable now, whatever the policy.
+                // Everything before `start` is durable now, whatever the policy; the cut gave
+                // back the preallocated space too.
                 self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+                self.active.reserved = false;
                 self.active.len = start;
                 self.active.synced = start;
                 self.unsynced_since = None;
@@ -378,14 +381,26 @@ impl Writer {
     /// active segment (and tries again after the next group), unless a half-made file could
     /// not be removed, which fails the writer.
     fn rotate(&mut self) -> io::Result<()> {
-        if self.active.len > self.active.synced {
+        // The unused preallocated zeros would read as the segment's end anyway; cutting them
+        // is tidiness, so a failed cut is not a failed seal. The seal's fsync makes it durable.
+        let cut = self.active.reserved && self.active.file.truncate(self.active.len).is_ok();
+        if cut {
+            self.active.reserved = false;
+        }
+        if cut || self.active.len > self.active.synced {
             if let Err(e) = self.sync_active() {
                 self.fail(&e, "sealing a segment failed");
                 return Err(e);
             }
         }
         let number = self.active.number + 1;
-        match segment::create(&*self.fs, &self.dir, number, self.next_lsn) {
+        match segment::create(
+            &*self.fs,
+            &self.dir,
+            number,
+            self.next_lsn,
+            self.segment_bytes,
+        ) {
             Ok(active) => {
                 self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
                 self.active = active;

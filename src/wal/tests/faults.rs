@@ -7,6 +7,7 @@ use std::io;
 use super::support::{default_opts, dir, grant, opts, reopen_twice};
 use crate::error::Error;
 use crate::wal::fake::{FailingFs, MemFs, Op};
+use crate::wal::format;
 use crate::wal::{FsyncPolicy, Lsn, Record, Wal};
 
 fn failing() -> (MemFs, FailingFs) {
@@ -204,4 +205,116 @@ fn the_process_dying_at_any_point_of_appends_loses_nothing_acknowledged() {
         let rec = reopen_twice(&crashed);
         assert_eq!(rec.records, acknowledged, "died after {lives} calls");
     }
+}
+
+/// Opens and closes the log on `fs` with `segment_bytes`, twice; returns the first open's
+/// records after checking that the second found no torn tail and the same records.
+fn reopen_small(fs: &MemFs, segment_bytes: u64) -> Vec<Record> {
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (wal, rec) = Wal::open(&dir(), opts(fs.clone(), FsyncPolicy::Always, segment_bytes))
+            .expect("reopen");
+        wal.close().expect("close");
+        seen.push(rec);
+    }
+    assert_eq!(seen[1].truncated_tail, None, "the first open left a tail");
+    assert_eq!(seen[1].records, seen[0].records);
+    seen.swap_remove(0).records
+}
+
+#[test]
+fn preallocated_space_is_written_over_and_cut_when_sealed() {
+    let mem = MemFs::preallocating();
+    let (wal, _) = Wal::open(&dir(), opts(mem.clone(), FsyncPolicy::Always, 200)).expect("open");
+    let segment = |n| mem.file(&format::segment_path(&dir(), n)).expect("segment");
+    // A new segment is its header, then zeros up to the segment size.
+    assert_eq!(segment(0).len(), 200);
+    wal.append(&[grant(1)]).expect("append");
+    let first = segment(0);
+    assert_eq!(
+        first.len(),
+        200,
+        "the append went into the preallocated space"
+    );
+    let mut acknowledged = vec![grant(1)];
+    for i in 2..40 {
+        wal.append(&[grant(i)]).expect("append");
+        acknowledged.push(grant(i));
+    }
+    let live = crate::wal::tests::support::segments(&mem, &dir());
+    assert!(live.len() > 2, "rotated: {live:?}");
+    for &n in &live[..live.len() - 1] {
+        assert_ne!(segment(n).last(), Some(&0), "segment {n} ends in a record");
+    }
+    // Compaction seals a segment before it is full: its unused space is cut.
+    let active = *live.last().expect("a segment");
+    wal.append(&[grant(40)]).expect("append");
+    acknowledged.push(grant(40));
+    assert_eq!(segment(active).len(), 200);
+    let upto = wal.begin_compaction().expect("begin");
+    let sealed = segment(active);
+    assert!(
+        sealed.len() < 200,
+        "cut to its records: {} bytes",
+        sealed.len()
+    );
+    assert_ne!(sealed.last(), Some(&0));
+    assert_eq!(
+        mem.crashed().file(&format::segment_path(&dir(), active)),
+        Some(sealed)
+    );
+    wal.finish_compaction(upto, acknowledged.iter().cloned())
+        .expect("finish");
+    wal.append(&[grant(41)]).expect("append");
+    acknowledged.push(grant(41));
+    assert_eq!(reopen_small(&mem.crashed(), 200), acknowledged);
+    drop(wal);
+    assert_eq!(reopen_small(&mem, 200), acknowledged);
+}
+
+#[test]
+fn the_process_dying_at_any_point_with_preallocation_loses_nothing_acknowledged() {
+    for lives in 0..70 {
+        let mem = MemFs::preallocating();
+        let fs = FailingFs::new(mem.clone());
+        let (wal, _) = Wal::open(&dir(), opts(fs.clone(), FsyncPolicy::Always, 80)).expect("open");
+        fs.die_after(lives);
+        let mut acknowledged = Vec::new();
+        for i in 0..12 {
+            let batch = vec![grant(i), grant(100 + i)];
+            if wal.append(&batch).is_ok() {
+                acknowledged.extend(batch);
+            }
+        }
+        let crashed = mem.crashed();
+        drop(wal);
+        assert_eq!(
+            reopen_small(&crashed, 80),
+            acknowledged,
+            "died after {lives} calls"
+        );
+    }
+}
+
+#[test]
+fn a_failed_preallocation_leaves_a_log_that_works() {
+    let mem = MemFs::preallocating();
+    let fs = FailingFs::new(mem.clone());
+    fs.fail_nth(Op::Preallocate, 1);
+    fs.fail_nth(Op::Preallocate, 3);
+    let (wal, _) = Wal::open(&dir(), opts(fs.clone(), FsyncPolicy::Always, 80)).expect("open");
+    let mut acknowledged = Vec::new();
+    for i in 0..12 {
+        wal.append(&[grant(i)]).expect("append");
+        acknowledged.push(grant(i));
+    }
+    fs.set_disk_full(true);
+    assert_io(wal.append(&[grant(99)]), Some(io::ErrorKind::StorageFull));
+    fs.set_disk_full(false);
+    wal.append(&[grant(12)]).expect("append");
+    acknowledged.push(grant(12));
+    let crashed = mem.crashed();
+    drop(wal);
+    assert_eq!(reopen_small(&crashed, 80), acknowledged);
+    assert_eq!(reopen_small(&mem, 80), acknowledged);
 }

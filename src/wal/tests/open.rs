@@ -71,6 +71,45 @@ fn the_real_file_system_round_trips() {
     drop(wal);
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn real_segments_are_preallocated_written_over_and_given_back() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("log");
+    let o = || WalOptions {
+        segment_bytes: 64 << 10,
+        ..WalOptions::default()
+    };
+    let size = |n| {
+        std::fs::metadata(format::segment_path(&path, n))
+            .expect("segment")
+            .len()
+    };
+    let (wal, _) = Wal::open(&path, o()).expect("open");
+    // (On a file system without fallocate segments grow as they go, and this would fail;
+    // ext4, xfs, btrfs and tmpfs all have it.)
+    assert_eq!(size(0), 64 << 10, "a new segment is preallocated");
+    let all: Vec<Record> = (0..100).map(grant).collect();
+    for chunk in all.chunks(10) {
+        wal.append(chunk).expect("append");
+    }
+    assert_eq!(
+        size(0),
+        64 << 10,
+        "appends went into the preallocated space"
+    );
+    wal.close().expect("close");
+    let (wal, rec) = Wal::open(&path, o()).expect("reopen");
+    assert_eq!(rec.records, all);
+    assert_eq!(rec.truncated_tail, None);
+    let used = size(0);
+    assert!(used < 4096, "the unused space was given back: {used} bytes");
+    assert_eq!(size(1), 64 << 10);
+    drop(wal);
+    let (_, rec) = Wal::open(&path, o()).expect("reopen");
+    assert_eq!(rec.records, all);
+}
+
 #[test]
 fn an_unreadable_dir_is_an_io_error_naming_it() {
     let fs = FailingFs::new(MemFs::new());

@@ -295,7 +295,11 @@ fn a_bad_record_followed_by_good_ones_is_corruption_not_a_tail() {
 fn garbage_after_the_last_record_is_a_torn_tail() {
     let fx = Fixture::new();
     let len = fx.files[1].1.len();
-    for garbage in [&[0u8; 40][..], &[0xff; 3][..], &[7; 9][..]] {
+    for garbage in [
+        &[0xff; 3][..],
+        &[7; 9][..],
+        &[0, 0, 0, 0, 0, 0, 0, 0, 0, 1][..],
+    ] {
         let fs = fx.fs_with(1, |b| b.extend_from_slice(garbage));
         let rec = reopen_twice(&fs);
         assert_eq!(rec.records, fx.with_last(fx.last.len()));
@@ -311,6 +315,55 @@ fn garbage_after_the_last_record_is_a_torn_tail() {
             })
         );
     }
+}
+
+#[test]
+fn zeros_after_the_records_are_unused_space_and_given_back() {
+    let fx = Fixture::new();
+    let len = fx.files[1].1.len();
+    for zeros in [1, 8, 9, 40, 4096] {
+        let fs = fx.fs_with(1, |b| b.resize(len + zeros, 0));
+        let (wal, first) = open(default_opts(fs.clone()));
+        wal.close().expect("close");
+        assert_eq!(first.records, fx.with_last(fx.last.len()), "{zeros} zeros");
+        assert_eq!(
+            first.truncated_tail, None,
+            "{zeros} zeros are not a torn tail"
+        );
+        // Cut back to the records; the log went on in a new segment.
+        assert_eq!(fs.file(&fx.files[1].0).expect("segment").len(), len);
+        assert_eq!(support::segments(&fs, &dir()), vec![0, 1, 2]);
+        assert_eq!(reopen_twice(&fs).records, fx.with_last(fx.last.len()));
+    }
+    // A sealed segment that kept its zeros (a file system that lost the cut) reads the same.
+    let sealed = fx.files[0].1.len();
+    let fs = fx.fs_with(0, |b| b.resize(sealed + 100, 0));
+    assert_eq!(reopen_twice(&fs).records, fx.with_last(fx.last.len()));
+}
+
+#[test]
+fn a_torn_record_before_unused_zeros_is_a_torn_tail() {
+    let fx = Fixture::new();
+    let ends = fx.last_ends();
+    // The last record half written into preallocated space: its start, then zeros.
+    let cut = ends[ends.len() - 2];
+    let half = (ends[ends.len() - 1] - cut) / 2;
+    let fs = fx.fs_with(1, |b| {
+        b.truncate(cut + half);
+        b.resize(cut + half + 1000, 0);
+    });
+    let (wal, first) = open(default_opts(fs.clone()));
+    wal.close().expect("close");
+    assert_eq!(first.records, fx.with_last(fx.last.len() - 1));
+    assert_eq!(
+        first.truncated_tail,
+        Some(TruncatedTail {
+            segment: 1,
+            offset: cut as u64,
+            bytes: (half + 1000) as u64,
+        })
+    );
+    assert_eq!(reopen_twice(&fs).records, fx.with_last(fx.last.len() - 1));
 }
 
 #[test]
