@@ -24,6 +24,7 @@ const EXIT_USAGE: u8 = 2;
 
 /// Runs `lessor bench`.
 pub(crate) fn run(args: BenchArgs) -> ExitCode {
+    super::alloc::start_counting();
     let plan = match args.resolve() {
         Ok(plan) => plan,
         Err(e) => {
