@@ -42,6 +42,7 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 mod cluster;
+mod coalesce;
 mod config;
 mod errors;
 #[cfg(feature = "fuzz")]
@@ -76,6 +77,7 @@ pub mod proto {
     }
 }
 
+pub use crate::coalesce::Coalesced;
 pub use crate::config::{
     parse_fsync, parse_urls, Config, ConfigError, HttpUrl, DEFAULT_FSYNC_INTERVAL,
     DEFAULT_MAX_REQUEST_BYTES, GRPC_OVERHEAD_BYTES,

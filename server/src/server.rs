@@ -23,9 +23,11 @@ use std::sync::Arc;
 use lessor::{ExpiryMode, Lessor};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_stream::StreamExt;
 use tonic::transport::server::TcpIncoming;
 
 use crate::cluster::ClusterService;
+use crate::coalesce::Coalesced;
 use crate::config::{Config, ConfigError, HttpUrl, GRPC_OVERHEAD_BYTES};
 use crate::errors::ServerError;
 use crate::header::Identity;
@@ -114,7 +116,10 @@ impl Server {
         for (listener, addr) in listeners.into_iter().zip(client_addrs.iter().copied()) {
             let router = routes(&state, max_decode);
             let stopped = signal.clone().stopped();
-            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            // Answers of many streams leave together (coalesce.rs).
+            let incoming = TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .map(|conn| conn.map(Coalesced::new));
             tasks.spawn(async move {
                 router
                     .serve_with_incoming_shutdown(incoming, stopped)
