@@ -131,8 +131,14 @@ fn run_durable(plan: &Plan, progress: &Progress, printer: &mut Printer<'_>) -> R
 
 /// grpc at every operation and concurrency (and lease count, for revoke's rounds).
 fn run_grpc(plan: &Plan, progress: &Progress, printer: &mut Printer<'_>) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(plan.threads)
+    let mut builder = if plan.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(plan.threads);
+        b
+    };
+    let runtime = builder
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the tokio runtime: {e}"))?;

@@ -4,15 +4,24 @@
 //! The messages are lessor-server's, generated from etcd's protocol files; the calls are made
 //! with tonic's generic [`Grpc`] client and the prost codec, which is all a generated client
 //! stub does (lessor-server generates the server side only). The paths are etcd's.
+//!
+//! Connections are the server's [`Coalesced`] over TCP: the requests of many streams leave in
+//! one write, as grpc-go's transport (etcd's own clients) sends them. With tonic's connection
+//! as it comes, every request was its own `writev`, and the generator's cost per keep-alive
+//! capped what it could measure.
 
+use hyper_util::rt::TokioIo;
 use lessor_server::proto::etcdserverpb::{
     LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
     LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse,
 };
+use lessor_server::Coalesced;
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::client::Grpc;
 use tonic::codegen::http::uri::PathAndQuery;
+use tonic::codegen::http::Uri;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status, Streaming};
 use tonic_prost::ProstCodec;
@@ -40,9 +49,15 @@ impl LeaseClient {
     ///
     /// When the URL is invalid or nothing answers there.
     pub(crate) async fn connect(url: &str) -> Result<Self, tonic::transport::Error> {
+        let connector = tower::service_fn(|uri: Uri| async move {
+            let host = uri.host().unwrap_or("127.0.0.1");
+            let port = uri.port_u16().unwrap_or(2379);
+            let tcp = TcpStream::connect((host.trim_matches(['[', ']']), port)).await?;
+            tcp.set_nodelay(true)?;
+            Ok::<_, std::io::Error>(TokioIo::new(Coalesced::new(tcp)))
+        });
         let channel = Endpoint::from_shared(url.to_string())?
-            .tcp_nodelay(true)
-            .connect()
+            .connect_with_connector(connector)
             .await?;
         Ok(LeaseClient {
             grpc: Grpc::new(channel),
