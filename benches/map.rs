@@ -124,7 +124,9 @@ impl Cursor {
 
 /// Renew of random live leases, 1..T threads, against the floor: a bare hashbrown lookup and
 /// store of a `u64` over the same ids. With T threads the floor has one map per thread holding
-/// that thread's N/T ids (no sharing, no lock: the best any design could do).
+/// that thread's N/T ids (no sharing, no lock: the best any design could do). `floor_cas` is
+/// the same with an `AtomicU64` value and a load plus compare-and-swap in place of the store:
+/// the least a renew that never revives an expired lease can do.
 fn bench_renew(c: &mut Criterion) {
     let mut group = c.benchmark_group("map/renew");
     configure(&mut group);
@@ -182,6 +184,47 @@ fn bench_renew(c: &mut Criterion) {
                         ok
                     });
                     assert_eq!(ok, iters * per_iter, "every key is present");
+                    time
+                });
+            });
+
+            // The floor with renew's one compare-and-swap in place of the plain store: what
+            // "a lookup plus one compare-and-swap" costs with nothing else around it.
+            let mut cas_floors: Vec<(Cursor, HashMap<i64, AtomicU64>)> = Vec::new();
+            let id = BenchmarkId::new(format!("floor_cas/{threads}t"), n);
+            group.bench_function(id, |b| {
+                if cas_floors.is_empty() {
+                    let order = order.get_or_insert_with(|| shuffled_ids(n));
+                    cas_floors = Cursor::split(order, threads)
+                        .into_iter()
+                        .map(|cur| {
+                            let map = cur.ids.iter().map(|&id| (id, AtomicU64::new(0))).collect();
+                            (cur, map)
+                        })
+                        .collect();
+                }
+                b.iter_custom(|iters| {
+                    let (time, ok) = run_threads(&mut cas_floors, iters, |(cur, map), iters| {
+                        let mut ok = 0;
+                        for i in 0..iters {
+                            if let Some(v) = map.get(&cur.next()) {
+                                let old = v.load(Ordering::Acquire);
+                                let swapped = v.compare_exchange(
+                                    old,
+                                    black_box(i),
+                                    Ordering::AcqRel,
+                                    Ordering::Acquire,
+                                );
+                                ok += u64::from(swapped.is_ok());
+                            }
+                        }
+                        ok
+                    });
+                    assert_eq!(
+                        ok,
+                        iters * per_iter,
+                        "every key is present, every swap lands"
+                    );
                     time
                 });
             });
