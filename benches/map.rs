@@ -90,6 +90,9 @@ fn floor_map(ids: impl IntoIterator<Item = i64>) -> HashMap<i64, u64> {
     ids.into_iter().map(|id| (id, 0)).collect()
 }
 
+/// `floor_locked`'s map: lessor's entry size, behind a shared lock.
+type LockedFloor = RwLock<HashMap<i64, (AtomicU64, u64, u64)>>;
+
 /// A cyclic walk over one thread's ids (its own copy: the walk is the hot loop).
 struct Cursor {
     ids: Vec<i64>,
@@ -126,7 +129,8 @@ impl Cursor {
 /// store of a `u64` over the same ids. With T threads the floor has one map per thread holding
 /// that thread's N/T ids (no sharing, no lock: the best any design could do). `floor_cas` is
 /// the same with an `AtomicU64` value and a load plus compare-and-swap in place of the store:
-/// the least a renew that never revives an expired lease can do.
+/// the least a renew that never revives an expired lease can do. `floor_locked` adds lessor's
+/// entry size (32 bytes) and a shared lock around the lookup.
 fn bench_renew(c: &mut Criterion) {
     let mut group = c.benchmark_group("map/renew");
     configure(&mut group);
@@ -208,6 +212,53 @@ fn bench_renew(c: &mut Criterion) {
                         let mut ok = 0;
                         for i in 0..iters {
                             if let Some(v) = map.get(&cur.next()) {
+                                let old = v.load(Ordering::Acquire);
+                                let swapped = v.compare_exchange(
+                                    old,
+                                    black_box(i),
+                                    Ordering::AcqRel,
+                                    Ordering::Acquire,
+                                );
+                                ok += u64::from(swapped.is_ok());
+                            }
+                        }
+                        ok
+                    });
+                    assert_eq!(
+                        ok,
+                        iters * per_iter,
+                        "every key is present, every swap lands"
+                    );
+                    time
+                });
+            });
+
+            // Closer to lessor's record: 32-byte entries (an atomic word and two more), looked
+            // up under a shared lock, then the compare-and-swap.
+            let mut locked_floors: Vec<(Cursor, LockedFloor)> = Vec::new();
+            let id = BenchmarkId::new(format!("floor_locked/{threads}t"), n);
+            group.bench_function(id, |b| {
+                if locked_floors.is_empty() {
+                    let order = order.get_or_insert_with(|| shuffled_ids(n));
+                    locked_floors = Cursor::split(order, threads)
+                        .into_iter()
+                        .map(|cur| {
+                            let map = RwLock::new(
+                                cur.ids
+                                    .iter()
+                                    .map(|&id| (id, (AtomicU64::new(0), 0u64, 0u64)))
+                                    .collect(),
+                            );
+                            (cur, map)
+                        })
+                        .collect();
+                }
+                b.iter_custom(|iters| {
+                    let (time, ok) = run_threads(&mut locked_floors, iters, |(cur, map), iters| {
+                        let mut ok = 0;
+                        for i in 0..iters {
+                            let g = map.read().unwrap_or_else(PoisonError::into_inner);
+                            if let Some((v, _, _)) = g.get(&cur.next()) {
                                 let old = v.load(Ordering::Acquire);
                                 let swapped = v.compare_exchange(
                                     old,
