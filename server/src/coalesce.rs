@@ -14,8 +14,9 @@
 //! - So a flush waits for at most one turn of the scheduler, never for time or for more data:
 //!   with nothing else ready the task is polled again at once. A connection that only writes
 //!   small answers now and then costs one more poll per flush.
-//! - While [`HIGH_WATER`] bytes are buffered, a write first drains them; a write at least that
-//!   large with nothing buffered goes straight through. Reads pass through untouched.
+//! - The buffer holds at most [`HIGH_WATER`] bytes: a write that would take it past that
+//!   drains it first, and a write at least that large then goes straight through, uncopied
+//!   (a large range answer, say). Reads pass through untouched.
 //! - `poll_shutdown` drains the buffer first, so nothing accepted is dropped at close.
 
 use std::io;
@@ -25,7 +26,7 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::transport::server::Connected;
 
-/// Buffered bytes past which a write drains the buffer before it is taken.
+/// The most bytes the buffer holds; a write that would pass it drains the buffer first.
 pub(crate) const HIGH_WATER: usize = 64 << 10;
 
 /// A connection whose writes are gathered until the scheduler has had a turn.
@@ -133,11 +134,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Coalesced<T> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.buffered() >= HIGH_WATER {
+        if data.len() >= HIGH_WATER || this.buffered() + data.len() > HIGH_WATER {
             ready!(this.poll_drain(cx))?;
-        }
-        if this.buffered() == 0 && data.len() >= HIGH_WATER {
-            return Pin::new(&mut this.io).poll_write(cx, data);
+            if data.len() >= HIGH_WATER {
+                return Pin::new(&mut this.io).poll_write(cx, data);
+            }
         }
         this.buf.extend_from_slice(data);
         Poll::Ready(Ok(data.len()))
@@ -149,12 +150,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Coalesced<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.buffered() >= HIGH_WATER {
-            ready!(this.poll_drain(cx))?;
-        }
         let total: usize = bufs.iter().map(|b| b.len()).sum();
-        if this.buffered() == 0 && total >= HIGH_WATER {
-            return Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        if total >= HIGH_WATER || this.buffered() + total > HIGH_WATER {
+            ready!(this.poll_drain(cx))?;
+            if total >= HIGH_WATER {
+                return Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+            }
         }
         for b in bufs {
             this.buf.extend_from_slice(b);
@@ -346,34 +347,36 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn past_the_high_water_mark_writes_drain_first_and_big_ones_pass_through() {
+    async fn the_buffer_stays_under_the_mark_and_big_writes_pass_through() {
         let sink = Sink::default();
         let mut conn = Coalesced::new(sink.clone());
         let big = vec![7u8; HIGH_WATER];
         conn.write_all(&big).await.unwrap();
-        assert_eq!(
-            sink.calls().len(),
-            1,
-            "a big write with nothing buffered goes straight out"
-        );
+        assert_eq!(sink.calls().len(), 1, "a big write goes straight out");
         assert_eq!(conn.buffered(), 0);
         conn.write_all(&big[..HIGH_WATER - 1]).await.unwrap();
-        conn.write_all(b"xy").await.unwrap();
+        conn.write_all(b"x").await.unwrap();
         assert_eq!(
             conn.buffered(),
-            HIGH_WATER + 1,
-            "under the mark: still buffered"
+            HIGH_WATER,
+            "up to the mark: still buffered"
         );
+        assert_eq!(sink.calls().len(), 1);
+        conn.write_all(b"y").await.unwrap();
+        assert_eq!(conn.buffered(), 1, "past the mark: drained, then taken");
+        assert_eq!(sink.calls().len(), 2);
+        // A big write behind buffered bytes drains them, then goes out uncopied.
+        conn.write_all(&big).await.unwrap();
+        assert_eq!(conn.buffered(), 0);
+        assert_eq!(sink.calls().len(), 4);
+        assert_eq!(sink.calls()[2], b"y");
         conn.write_all(b"z").await.unwrap();
-        assert_eq!(
-            conn.buffered(),
-            1,
-            "over the mark: drained, then the new byte taken"
-        );
         conn.flush().await.unwrap();
         let mut expected = big.clone();
         expected.extend_from_slice(&big[..HIGH_WATER - 1]);
-        expected.extend_from_slice(b"xyz");
+        expected.extend_from_slice(b"xy");
+        expected.extend_from_slice(&big);
+        expected.push(b'z');
         assert_eq!(sink.all(), expected);
     }
 
@@ -393,6 +396,15 @@ mod tests {
         assert_eq!(n, 4);
         conn.flush().await.unwrap();
         assert_eq!(sink.calls(), vec![b"abcd".to_vec()]);
+        // A big one goes straight to the connection, which may take only part of it.
+        let big = vec![1u8; HIGH_WATER];
+        let parts = [io::IoSlice::new(b"e"), io::IoSlice::new(&big)];
+        let n = poll_fn(|cx| Pin::new(&mut conn).poll_write_vectored(cx, &parts))
+            .await
+            .unwrap();
+        assert_eq!(n, 1, "the sink takes the first slice only");
+        assert_eq!(sink.calls().last().map(Vec::as_slice), Some(&b"e"[..]));
+        assert_eq!(conn.buffered(), 0);
     }
 
     #[tokio::test(flavor = "current_thread")]
