@@ -90,6 +90,15 @@ fn floor_map(ids: impl IntoIterator<Item = i64>) -> HashMap<i64, u64> {
     ids.into_iter().map(|id| (id, 0)).collect()
 }
 
+/// The floors' stand-in for renew's state-word update: a load, then one compare-and-swap to
+/// `to`; whether it landed.
+#[inline]
+fn swap(word: &AtomicU64, to: u64) -> bool {
+    let old = word.load(Ordering::Acquire);
+    word.compare_exchange(old, black_box(to), Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+}
+
 /// `floor_locked`'s map: lessor's entry size, behind a shared lock.
 type LockedFloor = RwLock<HashMap<i64, (AtomicU64, u64, u64)>>;
 
@@ -212,14 +221,7 @@ fn bench_renew(c: &mut Criterion) {
                         let mut ok = 0;
                         for i in 0..iters {
                             if let Some(v) = map.get(&cur.next()) {
-                                let old = v.load(Ordering::Acquire);
-                                let swapped = v.compare_exchange(
-                                    old,
-                                    black_box(i),
-                                    Ordering::AcqRel,
-                                    Ordering::Acquire,
-                                );
-                                ok += u64::from(swapped.is_ok());
+                                ok += u64::from(swap(v, i));
                             }
                         }
                         ok
@@ -259,14 +261,7 @@ fn bench_renew(c: &mut Criterion) {
                         for i in 0..iters {
                             let g = map.read().unwrap_or_else(PoisonError::into_inner);
                             if let Some((v, _, _)) = g.get(&cur.next()) {
-                                let old = v.load(Ordering::Acquire);
-                                let swapped = v.compare_exchange(
-                                    old,
-                                    black_box(i),
-                                    Ordering::AcqRel,
-                                    Ordering::Acquire,
-                                );
-                                ok += u64::from(swapped.is_ok());
+                                ok += u64::from(swap(v, i));
                             }
                         }
                         ok
