@@ -99,6 +99,44 @@ fn swap(word: &AtomicU64, to: u64) -> bool {
         .is_ok()
 }
 
+/// One per-thread floor of `map/renew`, named `name/{threads}t`: `build` makes each thread's
+/// map over its ids (once, at the first sample) and `renew` does one lookup and update of `id`
+/// (to the iteration number) and says whether it landed; `check` is the assertion that all did.
+fn floor_bench<M: Send>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    (name, check): (&str, &str),
+    (n, threads): (usize, usize),
+    order: &mut Option<Vec<i64>>,
+    build: impl Fn(&[i64]) -> M,
+    renew: impl Fn(&mut M, i64, u64) -> bool + Sync,
+) {
+    let per_iter = u64::try_from(threads).expect("thread count fits");
+    let mut floors: Vec<(Cursor, M)> = Vec::new();
+    group.bench_function(BenchmarkId::new(format!("{name}/{threads}t"), n), |b| {
+        if floors.is_empty() {
+            let order = order.get_or_insert_with(|| shuffled_ids(n));
+            floors = Cursor::split(order, threads)
+                .into_iter()
+                .map(|cur| {
+                    let map = build(&cur.ids);
+                    (cur, map)
+                })
+                .collect();
+        }
+        b.iter_custom(|iters| {
+            let (time, ok) = run_threads(&mut floors, iters, |(cur, map), iters| {
+                let mut ok = 0;
+                for i in 0..iters {
+                    ok += u64::from(renew(map, cur.next(), i));
+                }
+                ok
+            });
+            assert_eq!(ok, iters * per_iter, "{check}");
+            time
+        });
+    });
+}
+
 /// `floor_locked`'s map: lessor's entry size, behind a shared lock.
 type LockedFloor = RwLock<HashMap<i64, (AtomicU64, u64, u64)>>;
 
@@ -172,108 +210,45 @@ fn bench_renew(c: &mut Criterion) {
                 });
             });
 
-            let mut floors: Vec<(Cursor, HashMap<i64, u64>)> = Vec::new();
-            let id = BenchmarkId::new(format!("floor/{threads}t"), n);
-            group.bench_function(id, |b| {
-                if floors.is_empty() {
-                    let order = order.get_or_insert_with(|| shuffled_ids(n));
-                    floors = Cursor::split(order, threads)
-                        .into_iter()
-                        .map(|cur| {
-                            let map = floor_map(cur.ids.iter().copied());
-                            (cur, map)
-                        })
-                        .collect();
-                }
-                b.iter_custom(|iters| {
-                    let (time, ok) = run_threads(&mut floors, iters, |(cur, map), iters| {
-                        let mut ok = 0;
-                        for i in 0..iters {
-                            if let Some(v) = map.get_mut(&cur.next()) {
-                                *v = black_box(i);
-                                ok += 1;
-                            }
-                        }
-                        ok
-                    });
-                    assert_eq!(ok, iters * per_iter, "every key is present");
-                    time
-                });
-            });
-
+            floor_bench(
+                &mut group,
+                ("floor", "every key is present"),
+                (n, threads),
+                &mut order,
+                |ids| floor_map(ids.iter().copied()),
+                |map, id, i| map.get_mut(&id).map(|v| *v = black_box(i)).is_some(),
+            );
             // The floor with renew's one compare-and-swap in place of the plain store: what
             // "a lookup plus one compare-and-swap" costs with nothing else around it.
-            let mut cas_floors: Vec<(Cursor, HashMap<i64, AtomicU64>)> = Vec::new();
-            let id = BenchmarkId::new(format!("floor_cas/{threads}t"), n);
-            group.bench_function(id, |b| {
-                if cas_floors.is_empty() {
-                    let order = order.get_or_insert_with(|| shuffled_ids(n));
-                    cas_floors = Cursor::split(order, threads)
-                        .into_iter()
-                        .map(|cur| {
-                            let map = cur.ids.iter().map(|&id| (id, AtomicU64::new(0))).collect();
-                            (cur, map)
-                        })
-                        .collect();
-                }
-                b.iter_custom(|iters| {
-                    let (time, ok) = run_threads(&mut cas_floors, iters, |(cur, map), iters| {
-                        let mut ok = 0;
-                        for i in 0..iters {
-                            if let Some(v) = map.get(&cur.next()) {
-                                ok += u64::from(swap(v, i));
-                            }
-                        }
-                        ok
-                    });
-                    assert_eq!(
-                        ok,
-                        iters * per_iter,
-                        "every key is present, every swap lands"
-                    );
-                    time
-                });
-            });
-
+            floor_bench(
+                &mut group,
+                ("floor_cas", "every key is present, every swap lands"),
+                (n, threads),
+                &mut order,
+                |ids| -> HashMap<i64, AtomicU64> {
+                    ids.iter().map(|&id| (id, AtomicU64::new(0))).collect()
+                },
+                |map, id, i| map.get(&id).is_some_and(|v| swap(v, i)),
+            );
             // Closer to lessor's record: 32-byte entries (an atomic word and two more), looked
             // up under a shared lock, then the compare-and-swap.
-            let mut locked_floors: Vec<(Cursor, LockedFloor)> = Vec::new();
-            let id = BenchmarkId::new(format!("floor_locked/{threads}t"), n);
-            group.bench_function(id, |b| {
-                if locked_floors.is_empty() {
-                    let order = order.get_or_insert_with(|| shuffled_ids(n));
-                    locked_floors = Cursor::split(order, threads)
-                        .into_iter()
-                        .map(|cur| {
-                            let map = RwLock::new(
-                                cur.ids
-                                    .iter()
-                                    .map(|&id| (id, (AtomicU64::new(0), 0u64, 0u64)))
-                                    .collect(),
-                            );
-                            (cur, map)
-                        })
-                        .collect();
-                }
-                b.iter_custom(|iters| {
-                    let (time, ok) = run_threads(&mut locked_floors, iters, |(cur, map), iters| {
-                        let mut ok = 0;
-                        for i in 0..iters {
-                            let g = map.read().unwrap_or_else(PoisonError::into_inner);
-                            if let Some((v, _, _)) = g.get(&cur.next()) {
-                                ok += u64::from(swap(v, i));
-                            }
-                        }
-                        ok
-                    });
-                    assert_eq!(
-                        ok,
-                        iters * per_iter,
-                        "every key is present, every swap lands"
-                    );
-                    time
-                });
-            });
+            floor_bench(
+                &mut group,
+                ("floor_locked", "every key is present, every swap lands"),
+                (n, threads),
+                &mut order,
+                |ids| -> LockedFloor {
+                    RwLock::new(
+                        ids.iter()
+                            .map(|&id| (id, (AtomicU64::new(0), 0u64, 0u64)))
+                            .collect(),
+                    )
+                },
+                |map, id, i| {
+                    let g = map.read().unwrap_or_else(PoisonError::into_inner);
+                    g.get(&id).is_some_and(|(v, _, _)| swap(v, i))
+                },
+            );
         }
     }
     group.finish();

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::common::{shuffled_orders, Ctx, Rebuilt, Round, RoundStats};
+use super::common::{shuffled_orders, tally, Ctx, Rebuilt, Round, RoundStats};
 use super::driver::{run_threads, Body, Deadline, CHECK_EVERY};
 use crate::bench::outcome::Outcome;
 use crate::bench::stats::Sampler;
@@ -65,16 +65,11 @@ impl Round for AttachRound {
             orders: &orders,
         };
         let timed = run_threads(target, ctx.threads, Some(left), &body);
-        let (mut ops, mut ok, mut found) = (0, 0, 0);
-        for (order, (done, attached)) in orders.iter().zip(&timed.outs) {
-            ops += done;
-            ok += attached;
-            for &id in &order[..*done as usize] {
-                found += (0..ctx.keys)
-                    .filter(|&j| target.owner(&key(id, j)) == Some(id))
-                    .count() as u64;
-            }
-        }
+        let (ops, ok, found) = tally(&orders, &timed.outs, usize::MAX, |id| {
+            (0..ctx.keys)
+                .filter(|&j| target.owner(&key(id, j)) == Some(id))
+                .count() as u64
+        });
         out.check(
             "keys that map back to their lease = attaches x K",
             ok * ctx.keys as u64,

@@ -229,6 +229,25 @@ impl RoundStats {
     }
 }
 
+/// Adds up a round whose threads each walked their order in `orders` and returned `(tried,
+/// succeeded)` in `outs`: the operations tried and succeeded over all threads, and `count(id)`
+/// summed over the first `tried` ids of each order (at most `cap` of them).
+pub(crate) fn tally(
+    orders: &[Vec<i64>],
+    outs: &[(u64, u64)],
+    cap: usize,
+    count: impl Fn(i64) -> u64,
+) -> (u64, u64, u64) {
+    let (mut ops, mut ok, mut counted) = (0, 0, 0);
+    for (order, &(done, succeeded)) in orders.iter().zip(outs) {
+        ops += done;
+        ok += succeeded;
+        let walked = usize::try_from(done).unwrap_or(usize::MAX).min(cap);
+        counted += order.iter().take(walked).map(|&id| count(id)).sum::<u64>();
+    }
+    (ops, ok, counted)
+}
+
 /// Each thread's own leases (as [`ids_of`] splits `1..=N`), shuffled for round `round` by
 /// the random stream `stream + thread`.
 pub(crate) fn shuffled_orders(ctx: &Ctx<'_>, round: u64, stream: u64) -> Vec<Vec<i64>> {

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::common::{shuffled_orders, Ctx, Rebuilt, Round, RoundStats};
+use super::common::{shuffled_orders, tally, Ctx, Rebuilt, Round, RoundStats};
 use super::driver::{run_threads, Body, Deadline, CHECK_EVERY};
 use crate::bench::outcome::Outcome;
 use crate::bench::stats::Sampler;
@@ -78,16 +78,11 @@ impl Round for RevokeRound {
             orders: &orders,
         };
         let timed = run_threads(target, ctx.threads, Some(left), &body);
-        let (mut ops, mut ok, mut stale) = (0, 0, 0);
-        for (order, (done, found)) in orders.iter().zip(&timed.outs) {
-            ops += done;
-            ok += found;
-            for &id in order.iter().take((*done as usize).min(KEY_CHECKS)) {
-                stale += (0..ctx.keys)
-                    .filter(|&j| target.owner(&key(id, j)).is_some())
-                    .count() as u64;
-            }
-        }
+        let (ops, ok, stale) = tally(&orders, &timed.outs, KEY_CHECKS, |id| {
+            (0..ctx.keys)
+                .filter(|&j| target.owner(&key(id, j)).is_some())
+                .count() as u64
+        });
         out.check(
             "leases after each round = N - revokes",
             ctx.n - ok,
