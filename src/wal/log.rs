@@ -387,9 +387,10 @@ fn repair(fs: &dyn FileSystem, dir: &Path, replay: &Replay) -> Result<()> {
         };
         cut.map_err(|e| with_path(e, "cannot cut the torn tail of log segment", &path))?;
     }
-    if let Some(unused) = replay.unused {
-        // The writer starts a new segment (or reuses this one from its header on): give the
-        // space back, so that it stays at the end of the last segment only.
+    // A segment with records is sealed now (the writer starts a new one): give its unused
+    // space back, so that zeros stay at the end of the active segment only. A header-only
+    // segment is reused, and `segment::reopen_empty` cuts and preallocates it itself.
+    if let Some(unused) = replay.unused.filter(|u| u.offset > segment::header_len()) {
         let path = format::segment_path(dir, unused.segment);
         fs.open_append(&path)
             .and_then(|mut f| {

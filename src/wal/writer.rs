@@ -20,8 +20,8 @@
 //! - **Rotation.** Once the active segment reaches `segment_bytes`, it is cut to its records
 //!   (giving back preallocated space it did not use), fsynced (sealed), and the next one is
 //!   created (header, preallocation to `segment_bytes`, fsync, directory fsync), so only the
-//!   last segment can ever have a torn tail. A failed rotation leaves the writer on the old segment and is
-//!   retried after the next group.
+//!   last segment can ever have a torn tail. A failed rotation leaves the writer on the old
+//!   segment and is retried after the next group.
 //! - [`Shared`] is the writer's window to the handle: `segments` (mutex; the writer pushes the
 //!   new active segment and updates its size, compaction removes covered ones from the front),
 //!   and counters (relaxed atomics: statistics only, never used to order anything).

@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::support::{default_opts, dir, grant, open, opts, reopen_twice};
+use super::support::{self, default_opts, dir, grant, open, opts, reopen_twice};
 use crate::error::Error;
 use crate::wal::fake::{FailingFs, MemFs, Op};
 use crate::wal::format::{self, VERSION};
@@ -108,6 +108,32 @@ fn real_segments_are_preallocated_written_over_and_given_back() {
     drop(wal);
     let (_, rec) = Wal::open(&path, o()).expect("reopen");
     assert_eq!(rec.records, all);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_reopened_empty_segment_is_reused_preallocated() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("log");
+    let o = || WalOptions {
+        segment_bytes: 64 << 10,
+        ..WalOptions::default()
+    };
+    for _ in 0..3 {
+        let (wal, rec) = Wal::open(&path, o()).expect("open");
+        assert!(rec.records.is_empty());
+        assert_eq!(rec.truncated_tail, None);
+        wal.close().expect("close");
+    }
+    assert_eq!(support::segments(&StdFs, &path), vec![0]);
+    let seg = format::segment_path(&path, 0);
+    assert_eq!(std::fs::metadata(&seg).expect("segment").len(), 64 << 10);
+    let (wal, _) = Wal::open(&path, o()).expect("open");
+    wal.append(&[grant(7)]).expect("append");
+    wal.close().expect("close");
+    assert_eq!(std::fs::metadata(&seg).expect("segment").len(), 64 << 10);
+    let (_, rec) = Wal::open(&path, o()).expect("reopen");
+    assert_eq!(rec.records, vec![grant(7)]);
 }
 
 #[test]
