@@ -13,8 +13,16 @@
 //!   takes every stripe) still finds each grant either logged and applied or not logged.
 //! - If the log refuses the append, no lease of the batch is granted, and the call's error
 //!   says why; refusals of single grants are per grant.
+//! - Revokes in a batch ([`Lessor::revoke_many`]) take the stripes of every lease in the
+//!   batch the same way, for the whole call. Under them the live leases without keys (or all
+//!   of them, without a key-value store) are logged with one append, then removed one by one
+//!   as `revoke` removes a lease, each with its own range-deleter transaction. A lease with
+//!   keys in a lessor with a store is revoked alone once the stripes are let go: its keys
+//!   leave the store at a revision of their own, under the store lock, as `revoke` does.
 
 use std::time::Duration;
+
+use hashbrown::HashSet;
 
 use super::{Inner, Lessor};
 use crate::error::{Error, Result};
@@ -58,6 +66,45 @@ impl Lessor {
                 .collect());
         }
         self.inner.grant_many_logged(grants)
+    }
+
+    /// Revokes every lease of `ids`, logging those without keys with one append: with a data
+    /// directory and `FsyncPolicy::Always`, one fsync for all of them instead of one each.
+    /// Returns each revoke's own outcome, in order, as [`revoke`](Self::revoke) would have;
+    /// an id that comes twice is revoked once, and the second gets `LeaseNotFound`.
+    ///
+    /// # Errors
+    ///
+    /// The outer error when nothing was revoked: [`Error::Stopped`], or the log's error when
+    /// it refused the batch's records. Inner errors are per revoke: [`Error::LeaseNotFound`],
+    /// or the log's error for a lease with keys, which is revoked alone.
+    ///
+    /// **Locking:** the stripes of every lease in the batch (ascending) while the leases
+    /// without keys are made durable and removed; a lease with keys in a lessor with a
+    /// key-value store then takes its stripe and the store lock, as `revoke` does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lessor::{Error, LeaseId, Lessor};
+    /// use std::time::Duration;
+    ///
+    /// let lessor = Lessor::builder().build()?;
+    /// let (a, b) = (LeaseId::new(1), LeaseId::new(2));
+    /// lessor.grant(a, Duration::from_secs(60))?;
+    /// lessor.grant(b, Duration::from_secs(60))?;
+    /// lessor.attach(b, [&b"session/b"[..]])?;
+    /// let done = lessor.revoke_many(&[a, b, a, LeaseId::new(3)])?;
+    /// assert!(done[0].is_ok() && done[1].is_ok());
+    /// assert!(matches!(done[2], Err(Error::LeaseNotFound { .. }))); // a is gone already
+    /// assert!(matches!(done[3], Err(Error::LeaseNotFound { .. })));
+    /// assert!(lessor.get_lease(b"session/b").is_none());
+    /// assert!(lessor.leases().is_empty());
+    /// # Ok::<(), lessor::Error>(())
+    /// ```
+    pub fn revoke_many(&self, ids: &[LeaseId]) -> Result<Vec<Result<()>>> {
+        self.inner.check_running()?;
+        self.inner.revoke_many(ids)
     }
 }
 
@@ -130,6 +177,60 @@ impl Inner {
                 .leases
                 .write(idx, |s| self.publish(s, p.hash, p.id, seq, now));
             out[p.at] = Some(Ok(Lease::granted(p.id, p.ttl_ms, primary)));
+        }
+        Ok(out
+            .into_iter()
+            .map(|o| o.unwrap_or(Err(Error::Stopped)))
+            .collect())
+    }
+}
+
+impl Inner {
+    fn revoke_many(&self, ids: &[LeaseId]) -> Result<Vec<Result<()>>> {
+        let mut out: Vec<Option<Result<()>>> = ids.iter().map(|_| None).collect();
+        let hashes: Vec<u64> = ids.iter().map(|&id| self.hash_id(id)).collect();
+        // Leases with keys in a lessor with a store: revoked alone, after the batch.
+        let mut alone = Vec::new();
+        {
+            let _stripes = self.lock_stripes(&hashes);
+            // Under the stripes nobody else changes these leases' keys or lives.
+            let mut batch = Vec::with_capacity(ids.len());
+            let mut taken = HashSet::with_capacity(ids.len());
+            for (at, (&id, &h)) in ids.iter().zip(&hashes).enumerate() {
+                let idx = self.leases.index(h);
+                let live = self.leases.read(idx, |s| {
+                    s.get(h, id)
+                        .is_some_and(|rec| LeaseRecord::is_live(rec.load()))
+                });
+                if !live || !taken.insert(id) {
+                    out[at] = Some(Err(Error::LeaseNotFound { id }));
+                    continue;
+                }
+                let has_keys = self.store.is_some()
+                    && self.leases.read(idx, |s| {
+                        s.extras.get(&id).is_some_and(|e| !e.keys.is_empty())
+                    });
+                if has_keys {
+                    alone.push(at);
+                } else {
+                    batch.push(at);
+                }
+            }
+            if !batch.is_empty() {
+                self.log(|| {
+                    batch
+                        .iter()
+                        .map(|&at| Record::Revoke { id: ids[at].get() })
+                        .collect()
+                })?;
+                for &at in &batch {
+                    self.remove_revoked(ids[at], hashes[at], None);
+                    out[at] = Some(Ok(()));
+                }
+            }
+        }
+        for at in alone {
+            out[at] = Some(self.revoke(ids[at], None).map(drop));
         }
         Ok(out
             .into_iter()

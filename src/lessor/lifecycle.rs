@@ -10,7 +10,8 @@ use crate::lease::{
     MAX_TTL, SPECIAL,
 };
 use crate::shard::{Filing, Key, LeaseShard};
-use crate::sync::Ordering;
+use crate::store::state::StoreState;
+use crate::sync::{Ordering, RwLockWriteGuard};
 use crate::wal::Record;
 
 impl Lessor {
@@ -338,16 +339,28 @@ impl Inner {
             && self.leases.read(idx, |s| {
                 s.extras.get(&id).is_some_and(|e| !e.keys.is_empty())
             });
-        let mut store = self.store_for_revoke(has_keys);
+        let store = self.store_for_revoke(has_keys);
         self.log(|| vec![Record::Revoke { id: id.get() }])?;
+        Ok(self.remove_revoked(id, h, store))
+    }
+
+    /// The part of a revoke after its record is logged, under the lease's stripe: the keys
+    /// leave the lease, go through one range-deleter transaction and the store (when its lock
+    /// is given; it is let go before the transaction ends), and the lease is removed. Returns
+    /// the keys it had.
+    pub(crate) fn remove_revoked(
+        &self,
+        id: LeaseId,
+        h: u64,
+        mut store: Option<RwLockWriteGuard<'_, StoreState>>,
+    ) -> Vec<Key> {
+        let idx = self.leases.index(h);
         let keys: Vec<Key> = self.leases.write(idx, |s| {
-            Ok::<_, Error>(
-                s.extras
-                    .get_mut(&id)
-                    .map(|e| std::mem::take(&mut e.keys).into_iter().collect())
-                    .unwrap_or_default(),
-            )
-        })?;
+            s.extras
+                .get_mut(&id)
+                .map(|e| std::mem::take(&mut e.keys).into_iter().collect())
+                .unwrap_or_default()
+        });
         let mut txn = self.range_deleter.as_ref().map(|rd| rd.begin());
         if let Some(txn) = txn.as_mut() {
             for key in &keys {
@@ -363,6 +376,6 @@ impl Inner {
         if let Some(txn) = txn {
             txn.end();
         }
-        Ok(keys)
+        keys
     }
 }

@@ -53,7 +53,7 @@ struct Tally {
     ops: usize,
 }
 
-/// One thread of random grant/renew/revoke/attach/detach/checkpoint/lookup on shared ids and
+/// One thread of random grant/renew/revoke (alone and in batches)/attach/detach/checkpoint/lookup on shared ids and
 /// keys. Every answer must be one that the contract allows for some interleaving.
 fn random_ops(l: &Lessor, ids: &[LeaseId], keys: &[Vec<u8>], seed: u64, ops: usize) -> Tally {
     let mut rng = XorShift::new(seed);
@@ -77,11 +77,26 @@ fn random_ops(l: &Lessor, ids: &[LeaseId], keys: &[Vec<u8>], seed: u64, ops: usi
                 Err(Error::LeaseNotFound { id }) => assert_eq!(id, lease),
                 Err(e) => panic!("renew {lease}: {e:?}"),
             },
-            40..=51 => match l.revoke(lease) {
+            40..=45 => match l.revoke(lease) {
                 Ok(()) => tally.revokes += 1,
                 Err(Error::LeaseNotFound { .. }) => {}
                 Err(e) => panic!("revoke {lease}: {e:?}"),
             },
+            46..=51 => {
+                // A batch of up to four, `lease` perhaps twice.
+                let batch: Vec<LeaseId> = std::iter::once(lease)
+                    .chain((0..rng.below(4)).map(|_| ids[rng.below(ids.len())]))
+                    .collect();
+                let done = l.revoke_many(&batch).expect("a running lessor");
+                assert_eq!(done.len(), batch.len());
+                for (lease, r) in batch.iter().zip(done) {
+                    match r {
+                        Ok(()) => tally.revokes += 1,
+                        Err(Error::LeaseNotFound { id }) => assert_eq!(id, *lease),
+                        Err(e) => panic!("revoke_many {lease}: {e:?}"),
+                    }
+                }
+            }
             52..=76 => match l.attach(lease, picked.iter().copied()) {
                 Ok(()) | Err(Error::LeaseNotFound { .. }) => {}
                 Err(e) => panic!("attach {lease}: {e:?}"),
