@@ -83,8 +83,8 @@ fn harness() -> &'static Harness {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a current-thread runtime");
-        // The service starts its grant batcher on the runtime; each input's `block_on` then
-        // drives it.
+        // The service starts its grant and revoke batchers on the runtime; each input's
+        // `block_on` then drives them.
         let lease = runtime.block_on(async { LeaseService::new(Arc::clone(&state)) });
         Harness {
             runtime,

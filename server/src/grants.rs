@@ -21,7 +21,7 @@ use lessor::{Lease, LeaseId};
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
-use crate::errors::{status_of, status_of_join};
+use crate::errors::status_of;
 use crate::state::State;
 
 /// At most this many grants in one batch.
@@ -73,14 +73,7 @@ impl Grants {
 /// The batcher: gather, grant, answer, until every sender is gone.
 async fn run(state: Arc<State>, mut rx: mpsc::Receiver<Ask>) {
     let mut asks: Vec<Ask> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
-        asks.push(first);
-        while asks.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(ask) => asks.push(ask),
-                Err(_) => break,
-            }
-        }
+    while rx.recv_many(&mut asks, MAX_BATCH).await > 0 {
         // Clashes of server-chosen ids go round again, with fresh ids, at once.
         while !asks.is_empty() {
             asks = grant_batch(&state, std::mem::take(&mut asks)).await;
@@ -101,19 +94,11 @@ async fn grant_batch(state: &Arc<State>, asks: Vec<Ask>) -> Vec<Ask> {
             (id, a.ttl)
         })
         .collect();
-    let shared = Arc::clone(state);
-    let outcome = tokio::task::spawn_blocking(move || shared.lessor.grant_many(&grants)).await;
-    let results = match outcome {
-        Ok(Ok(results)) => results,
-        Ok(Err(e)) => {
+    let results = match state.blocking(move |s| s.lessor.grant_many(&grants)).await {
+        Ok(results) => results,
+        Err(status) => {
             for ask in asks {
-                let _ = ask.reply.send(Err(status_of(&e)));
-            }
-            return Vec::new();
-        }
-        Err(join) => {
-            for ask in asks {
-                let _ = ask.reply.send(Err(status_of_join(&join)));
+                let _ = ask.reply.send(Err(status.clone()));
             }
             return Vec::new();
         }

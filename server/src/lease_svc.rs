@@ -2,9 +2,9 @@
 //!
 //! # Ground rules
 //!
-//! - Grants go to the batcher in [`crate::grants`], which grants what has queued with one log
-//!   append on the blocking pool; revoke writes the log on the blocking pool itself;
-//!   keep-alive and the lookups are a shard lock and an atomic and run inline.
+//! - Grants and revokes go to their batchers ([`crate::grants`], [`crate::revokes`]), which
+//!   handle what has queued with one log append on the blocking pool; keep-alive and the
+//!   lookups are a shard lock and an atomic and run inline.
 //! - A keep-alive stream is the client's request stream mapped, one answer per request: no
 //!   task, no channel. When the client goes away tonic drops the response stream and with it
 //!   the request stream, so nothing is left behind; when the server stops, the stream ends
@@ -25,6 +25,7 @@ use crate::proto::etcdserverpb::{
     LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus,
     LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
+use crate::revokes::Revokes;
 use crate::shutdown::UntilStopped;
 use crate::state::State;
 
@@ -33,13 +34,15 @@ use crate::state::State;
 pub(crate) struct LeaseService {
     state: Arc<State>,
     grants: Grants,
+    revokes: Revokes,
 }
 
 impl LeaseService {
-    /// The service, with its grant batcher started on the current tokio runtime.
+    /// The service, with its grant and revoke batchers started on the current tokio runtime.
     pub(crate) fn new(state: Arc<State>) -> Self {
         LeaseService {
             grants: Grants::start(Arc::clone(&state)),
+            revokes: Revokes::start(Arc::clone(&state)),
             state,
         }
     }
@@ -88,9 +91,7 @@ impl LeaseRpc for LeaseService {
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
         let id = LeaseId::new(request.into_inner().id);
-        self.state
-            .blocking(move |state| state.lessor.revoke(id))
-            .await?;
+        self.revokes.revoke(id).await?;
         tracing::debug!(lease = id.get(), "revoked");
         Ok(Response::new(LeaseRevokeResponse {
             header: Some(self.state.header()),

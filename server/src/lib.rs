@@ -54,6 +54,7 @@ mod kv_svc;
 mod lease_svc;
 mod leasehttp;
 mod maintenance;
+mod revokes;
 mod server;
 mod shutdown;
 mod state;

@@ -1,14 +1,16 @@
 //! The Lease service through etcd's Rust client and raw gRPC streams.
 
-use etcd_client::{LeaseGrantOptions, LeaseTimeToLiveOptions, PutOptions};
+use std::collections::HashMap;
+
+use etcd_client::{GetOptions, LeaseGrantOptions, LeaseTimeToLiveOptions, PutOptions};
 use lessor_server::proto::etcdserverpb::{LeaseKeepAliveRequest, LeaseKeepAliveResponse};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
-use tonic::Streaming;
+use tonic::{Code, Streaming};
 
-use crate::common::{config, eventually, start, PATIENCE};
+use crate::common::{config, eventually, start, status, PATIENCE};
 
 const KEEP_ALIVE: &str = "/etcdserverpb.Lease/LeaseKeepAlive";
 
@@ -208,5 +210,68 @@ async fn keep_alive_streams_dropped_by_clients_leave_the_server_serving() {
     assert_eq!(keep_alive_once(&tx, &mut answers, id).await.ttl, 60);
     let fresh = client.lease_grant(60, None).await.unwrap();
     assert_eq!(fresh.ttl(), 60);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_revokes_each_get_their_own_answer_and_stay_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(config(dir.path())).await;
+    let mut client = server.client().await;
+    let mut ids = Vec::new();
+    for n in 0..40 {
+        let id = client.lease_grant(600, None).await.unwrap().id();
+        if n % 4 == 0 {
+            let on = Some(PutOptions::new().with_lease(id));
+            client.put(format!("session/{n}"), "v", on).await.unwrap();
+        }
+        ids.push(id);
+    }
+    let kept = client.lease_grant(600, None).await.unwrap().id();
+    let unknown: Vec<i64> = (1..=10).map(|n| 1_000_000 + n).collect();
+
+    // Every lease twice and ten ids nobody granted, all at once: the server gathers them
+    // into batches, and each call must still get the answer of a revoke on its own.
+    let mut calls = tokio::task::JoinSet::new();
+    for &id in ids.iter().chain(&ids).chain(&unknown) {
+        let mut client = client.clone();
+        calls.spawn(async move { (id, client.lease_revoke(id).await.map(drop)) });
+    }
+    let (mut done, mut missing) = (HashMap::new(), HashMap::new());
+    while let Some(call) = calls.join_next().await {
+        let (id, answer) = call.unwrap();
+        match answer {
+            Ok(()) => *done.entry(id).or_insert(0) += 1,
+            Err(e) => {
+                let (code, message) = status(e);
+                assert_eq!(code, Code::NotFound);
+                assert_eq!(message, "etcdserver: requested lease not found");
+                *missing.entry(id).or_insert(0) += 1;
+            }
+        }
+    }
+    for id in &ids {
+        assert_eq!(
+            (done.get(id), missing.get(id)),
+            (Some(&1), Some(&1)),
+            "{id}"
+        );
+    }
+    for id in &unknown {
+        assert_eq!((done.get(id), missing.get(id)), (None, Some(&1)), "{id}");
+    }
+
+    let prefix = || Some(GetOptions::new().with_prefix());
+    let check = |mut client: etcd_client::Client| async move {
+        let keys = client.get("session/", prefix()).await.unwrap();
+        assert!(keys.kvs().is_empty(), "every revoked lease's key went");
+        let listed = client.leases().await.unwrap();
+        let listed: Vec<i64> = listed.leases().iter().map(|l| l.id()).collect();
+        assert_eq!(listed, [kept]);
+    };
+    check(client).await;
+    server.stop().await;
+    let server = start(config(dir.path())).await;
+    check(server.client().await).await;
     server.stop().await;
 }
