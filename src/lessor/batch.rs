@@ -183,9 +183,7 @@ impl Inner {
             .map(|o| o.unwrap_or(Err(Error::Stopped)))
             .collect())
     }
-}
 
-impl Inner {
     fn revoke_many(&self, ids: &[LeaseId]) -> Result<Vec<Result<()>>> {
         let mut out: Vec<Option<Result<()>>> = ids.iter().map(|_| None).collect();
         let hashes: Vec<u64> = ids.iter().map(|&id| self.hash_id(id)).collect();
@@ -197,23 +195,11 @@ impl Inner {
             let mut batch = Vec::with_capacity(ids.len());
             let mut taken = HashSet::with_capacity(ids.len());
             for (at, (&id, &h)) in ids.iter().zip(&hashes).enumerate() {
-                let idx = self.leases.index(h);
-                let live = self.leases.read(idx, |s| {
-                    s.get(h, id)
-                        .is_some_and(|rec| LeaseRecord::is_live(rec.load()))
-                });
-                if !live || !taken.insert(id) {
-                    out[at] = Some(Err(Error::LeaseNotFound { id }));
-                    continue;
-                }
-                let has_keys = self.store.is_some()
-                    && self.leases.read(idx, |s| {
-                        s.extras.get(&id).is_some_and(|e| !e.keys.is_empty())
-                    });
-                if has_keys {
-                    alone.push(at);
-                } else {
-                    batch.push(at);
+                // Not live, or revoked earlier in this batch: not found.
+                match self.revocable(id, h, None).filter(|_| taken.insert(id)) {
+                    None => out[at] = Some(Err(Error::LeaseNotFound { id })),
+                    Some(true) => alone.push(at),
+                    Some(false) => batch.push(at),
                 }
             }
             if !batch.is_empty() {

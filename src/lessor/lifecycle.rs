@@ -321,27 +321,30 @@ impl Inner {
     /// Revokes `id` (only the grant numbered `seq`, when given); returns the keys it had.
     pub(crate) fn revoke(&self, id: LeaseId, seq: Option<u64>) -> Result<Vec<Key>> {
         let h = self.hash_id(id);
-        let idx = self.leases.index(h);
         let _stripe = self.lock_stripe(h);
         // Under the stripe nobody else changes this lease's keys or life.
-        let found = self.leases.read(idx, |s| {
-            s.get(h, id).is_some_and(|rec| {
-                LeaseRecord::is_live(rec.load()) && seq.is_none_or(|seq| seq == rec.seq)
-            })
-        });
-        if !found {
-            return Err(Error::LeaseNotFound { id });
-        }
+        let has_keys = self
+            .revocable(id, h, seq)
+            .ok_or(Error::LeaseNotFound { id })?;
         // A lease with keys in a lessor with a key-value store deletes them at a new store
         // revision: the store lock is held from the log append on, so the log orders it among
         // the store's changes (see lessor/store.rs). A lease without keys never takes it.
-        let has_keys = self.store.is_some()
-            && self.leases.read(idx, |s| {
-                s.extras.get(&id).is_some_and(|e| !e.keys.is_empty())
-            });
         let store = self.store_for_revoke(has_keys);
         self.log(|| vec![Record::Revoke { id: id.get() }])?;
         Ok(self.remove_revoked(id, h, store))
+    }
+
+    /// Whether lease `id` (only the grant numbered `seq`, when given) can be revoked, read under
+    /// one shared shard lock by a caller holding its stripe: `None` if it is not live; else
+    /// whether its revoke deletes keys from the key-value store (a store, and keys on it).
+    pub(crate) fn revocable(&self, id: LeaseId, h: u64, seq: Option<u64>) -> Option<bool> {
+        self.leases.read(self.leases.index(h), |s| {
+            let rec = s.get(h, id)?;
+            let live = LeaseRecord::is_live(rec.load()) && seq.is_none_or(|seq| seq == rec.seq);
+            live.then(|| {
+                self.store.is_some() && s.extras.get(&id).is_some_and(|e| !e.keys.is_empty())
+            })
+        })
     }
 
     /// The part of a revoke after its record is logged, under the lease's stripe: the keys
