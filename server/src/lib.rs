@@ -41,6 +41,7 @@
 //! ```
 #![deny(rustdoc::broken_intra_doc_links)]
 
+mod batcher;
 mod cluster;
 mod coalesce;
 mod config;
