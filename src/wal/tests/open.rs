@@ -71,31 +71,45 @@ fn the_real_file_system_round_trips() {
     drop(wal);
 }
 
+/// The real file system's segment size in these tests.
+#[cfg(target_os = "linux")]
+const REAL_SEGMENT: u64 = 64 << 10;
+
+/// Default options with [`REAL_SEGMENT`]-byte segments.
+#[cfg(target_os = "linux")]
+fn real_opts() -> WalOptions {
+    WalOptions {
+        segment_bytes: REAL_SEGMENT,
+        ..WalOptions::default()
+    }
+}
+
+/// The size on disk of segment `n` of the log in `path`.
+#[cfg(target_os = "linux")]
+fn segment_len(path: &std::path::Path, n: u64) -> u64 {
+    std::fs::metadata(format::segment_path(path, n))
+        .expect("segment")
+        .len()
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn real_segments_are_preallocated_written_over_and_given_back() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let path = tmp.path().join("log");
-    let o = || WalOptions {
-        segment_bytes: 64 << 10,
-        ..WalOptions::default()
-    };
-    let size = |n| {
-        std::fs::metadata(format::segment_path(&path, n))
-            .expect("segment")
-            .len()
-    };
+    let o = real_opts;
+    let size = |n| segment_len(&path, n);
     let (wal, _) = Wal::open(&path, o()).expect("open");
     // (On a file system without fallocate segments grow as they go, and this would fail;
     // ext4, xfs, btrfs and tmpfs all have it.)
-    assert_eq!(size(0), 64 << 10, "a new segment is preallocated");
+    assert_eq!(size(0), REAL_SEGMENT, "a new segment is preallocated");
     let all: Vec<Record> = (0..100).map(grant).collect();
     for chunk in all.chunks(10) {
         wal.append(chunk).expect("append");
     }
     assert_eq!(
         size(0),
-        64 << 10,
+        REAL_SEGMENT,
         "appends went into the preallocated space"
     );
     wal.close().expect("close");
@@ -104,7 +118,7 @@ fn real_segments_are_preallocated_written_over_and_given_back() {
     assert_eq!(rec.truncated_tail, None);
     let used = size(0);
     assert!(used < 4096, "the unused space was given back: {used} bytes");
-    assert_eq!(size(1), 64 << 10);
+    assert_eq!(size(1), REAL_SEGMENT);
     drop(wal);
     let (_, rec) = Wal::open(&path, o()).expect("reopen");
     assert_eq!(rec.records, all);
@@ -115,10 +129,7 @@ fn real_segments_are_preallocated_written_over_and_given_back() {
 fn a_reopened_empty_segment_is_reused_preallocated() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let path = tmp.path().join("log");
-    let o = || WalOptions {
-        segment_bytes: 64 << 10,
-        ..WalOptions::default()
-    };
+    let o = real_opts;
     for _ in 0..3 {
         let (wal, rec) = Wal::open(&path, o()).expect("open");
         assert!(rec.records.is_empty());
@@ -126,12 +137,11 @@ fn a_reopened_empty_segment_is_reused_preallocated() {
         wal.close().expect("close");
     }
     assert_eq!(support::segments(&StdFs, &path), vec![0]);
-    let seg = format::segment_path(&path, 0);
-    assert_eq!(std::fs::metadata(&seg).expect("segment").len(), 64 << 10);
+    assert_eq!(segment_len(&path, 0), REAL_SEGMENT);
     let (wal, _) = Wal::open(&path, o()).expect("open");
     wal.append(&[grant(7)]).expect("append");
     wal.close().expect("close");
-    assert_eq!(std::fs::metadata(&seg).expect("segment").len(), 64 << 10);
+    assert_eq!(segment_len(&path, 0), REAL_SEGMENT);
     let (_, rec) = Wal::open(&path, o()).expect("reopen");
     assert_eq!(rec.records, vec![grant(7)]);
 }
