@@ -280,42 +280,30 @@ impl Inner {
             return Err(Error::NotPrimary);
         }
         let h = self.hash_id(id);
-        let (now_floor, now_ceil) = self.time.now_ms_coarse();
-        let (ttl_ms, cleared) = self.leases.read(self.leases.index(h), |s| {
-            let rec = s.get(h, id).ok_or(Error::LeaseNotFound { id })?;
-            let mut cur = rec.load();
-            loop {
-                if !LeaseRecord::is_live(cur) {
-                    return Err(Error::LeaseNotFound { id });
-                }
-                let deadline = deadline_of(cur);
-                if deadline == FOREVER {
-                    return Err(Error::NotPrimary);
-                }
-                if cur & EXPIRED != 0 || deadline <= now_floor {
-                    return Err(Error::LeaseExpired { id });
-                }
-                // etcd's refresh(0): now + TTL, even when a promote had set a later deadline
-                // (the wheel files a lease no later than now + TTL, so it still fires in time).
-                // The new word lacks the CHECKPOINTED bit: this swap clears a checkpoint.
-                let new = finite_deadline(now_ceil.saturating_add(rec.ttl_ms));
-                match rec
-                    .state
-                    .compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire)
-                {
-                    Ok(_) => {
-                        let cleared = (cur & CHECKPOINTED != 0).then_some(rec.seq);
-                        return Ok((rec.ttl_ms, cleared));
-                    }
-                    Err(actual) => cur = actual,
-                }
-            }
-        })?;
+        let now = self.time.now_ms_coarse();
+        let (ttl_ms, cleared) = self.renew_swap(id, h, now)?;
         if let Some(seq) = cleared {
             // This swap cleared a checkpoint: log that too (lessor/checkpoint.rs).
             self.clear_renewed_checkpoint(id, h, seq)?;
         }
         Ok(ttl_ms)
+    }
+
+    /// Renew's one swap, at `(now_floor, now_ceil)` from [`TimeBase::now_ms_coarse`]: moves
+    /// the deadline of live lease `id` (hash `h`) to now + its TTL. Returns the TTL in ms, and
+    /// the grant's number when the swap cleared a checkpoint (which the caller must log).
+    ///
+    /// [`TimeBase::now_ms_coarse`]: crate::clock::TimeBase::now_ms_coarse
+    #[inline]
+    pub(crate) fn renew_swap(
+        &self,
+        id: LeaseId,
+        h: u64,
+        (now_floor, now_ceil): (u64, u64),
+    ) -> Swapped {
+        self.leases.read(self.leases.index(h), |s| {
+            renew_in(s, id, h, (now_floor, now_ceil))
+        })
     }
 
     /// Revokes `id` (only the grant numbered `seq`, when given); returns the keys it had.
@@ -380,5 +368,49 @@ impl Inner {
             txn.end();
         }
         keys
+    }
+}
+
+/// What renew's swap answers: the lease's TTL in ms, and its grant number when the swap
+/// cleared a checkpoint (which the caller must then log).
+pub(crate) type Swapped = Result<(u64, Option<u64>)>;
+
+/// [`Inner::renew_swap`] inside shard `s`, whose shared lock the caller holds.
+#[inline]
+pub(crate) fn renew_in(
+    s: &LeaseShard,
+    id: LeaseId,
+    h: u64,
+    (now_floor, now_ceil): (u64, u64),
+) -> Swapped {
+    let Some(rec) = s.get(h, id) else {
+        return Err(Error::LeaseNotFound { id });
+    };
+    let mut cur = rec.load();
+    loop {
+        if !LeaseRecord::is_live(cur) {
+            return Err(Error::LeaseNotFound { id });
+        }
+        let deadline = deadline_of(cur);
+        if deadline == FOREVER {
+            return Err(Error::NotPrimary);
+        }
+        if cur & EXPIRED != 0 || deadline <= now_floor {
+            return Err(Error::LeaseExpired { id });
+        }
+        // etcd's refresh(0): now + TTL, even when a promote had set a later deadline (the
+        // wheel files a lease no later than now + TTL, so it still fires in time). The new
+        // word lacks the CHECKPOINTED bit: this swap clears a checkpoint.
+        let new = finite_deadline(now_ceil.saturating_add(rec.ttl_ms));
+        match rec
+            .state
+            .compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                let cleared = (cur & CHECKPOINTED != 0).then_some(rec.seq);
+                return Ok((rec.ttl_ms, cleared));
+            }
+            Err(actual) => cur = actual,
+        }
     }
 }

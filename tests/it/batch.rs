@@ -1,12 +1,13 @@
-//! `grant_many` and `revoke_many`: each grant or revoke of a batch answers as `grant` or
-//! `revoke` would, and a logged batch is one append that a restart brings back whole.
+//! `grant_many`, `revoke_many` and `renew_many`: each grant, revoke or renew of a batch answers
+//! as `grant`, `revoke` or `renew` would, and a logged batch is one append that a restart
+//! brings back whole.
 
 use std::time::Duration;
 
 use lessor::test_util::MemFs;
 use lessor::{Error, LeaseId, Lessor, ManualClock, PutOptions, Remaining, MAX_TTL};
 
-use crate::support::{builder, id, revoke_calls, secs, Call, RecordingDeleter};
+use crate::support::{builder, id, ms, revoke_calls, secs, Call, RecordingDeleter};
 
 fn open(fs: &MemFs, clock: &ManualClock) -> Lessor {
     Lessor::builder()
@@ -189,4 +190,128 @@ fn a_stopped_lessor_revokes_nothing() {
     l.grant(id(1), secs(5)).unwrap();
     l.stop();
     assert!(matches!(l.revoke_many(&[id(1)]), Err(Error::Stopped)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// renew_many
+
+/// A primary in-memory lessor on a manual clock with `shards` shards.
+fn sharded(shards: usize) -> (ManualClock, Lessor) {
+    let (clock, b) = builder();
+    (clock, b.shards(shards).build().unwrap())
+}
+
+fn left(l: &Lessor, n: i64) -> Remaining {
+    l.lookup(id(n)).expect("the lease is there").remaining()
+}
+
+#[test]
+fn each_renew_answers_as_renew_would() {
+    let (clock, l) = sharded(4);
+    l.grant(id(1), secs(10)).unwrap();
+    l.grant(id(2), secs(30)).unwrap();
+    l.grant(id(3), secs(5)).unwrap();
+    l.grant(id(4), secs(60)).unwrap();
+    l.revoke(id(4)).unwrap();
+    clock.advance(secs(6)); // lease 3 has expired; 1 and 2 have not
+    let done = l
+        .renew_many(&[id(1), id(3), id(2), id(4), id(9), LeaseId::NONE, id(1)])
+        .unwrap();
+    assert_eq!(done.len(), 7);
+    assert_eq!(done[0].as_ref().ok(), Some(&secs(10)));
+    assert!(matches!(done[1], Err(Error::LeaseExpired { id }) if id == LeaseId::new(3)));
+    assert_eq!(done[2].as_ref().ok(), Some(&secs(30)));
+    assert!(matches!(done[3], Err(Error::LeaseNotFound { id }) if id == LeaseId::new(4)));
+    assert!(matches!(done[4], Err(Error::LeaseNotFound { id }) if id == LeaseId::new(9)));
+    assert!(matches!(done[5], Err(Error::LeaseNotFound { .. })));
+    assert_eq!(
+        done[6].as_ref().ok(),
+        Some(&secs(10)),
+        "the same id twice: renewed twice"
+    );
+    // The renewed leases start again from now; the expired one is not brought back.
+    assert_eq!(left(&l, 1), Remaining::Left(secs(10)));
+    assert_eq!(left(&l, 2), Remaining::Left(secs(30)));
+    assert!(matches!(l.renew(id(3)), Err(Error::LeaseExpired { .. })));
+    // The same answers, one renew at a time.
+    for (n, want) in [(1, &done[0]), (3, &done[1]), (2, &done[2]), (9, &done[4])] {
+        assert_eq!(format!("{:?}", l.renew(id(n))), format!("{want:?}"));
+    }
+    assert_eq!(l.check_invariants(), Ok(()));
+}
+
+#[test]
+fn a_batch_of_many_chunks_and_shards_keeps_its_order() {
+    let (clock, l) = sharded(8);
+    for n in 1..=300 {
+        l.grant(id(n), secs(n as u64)).unwrap();
+    }
+    clock.advance(ms(2500)); // leases 1 and 2 (the minimum TTL, 2 s) have expired
+                             // Descending, with every tenth id unknown and a few ids twice.
+    let mut ids: Vec<LeaseId> = (1..=300)
+        .rev()
+        .map(|n| if n % 10 == 0 { id(1000 + n) } else { id(n) })
+        .collect();
+    ids.extend([id(7), id(299), id(7)]);
+    let done = l.renew_many(&ids).unwrap();
+    assert_eq!(done.len(), ids.len());
+    for (asked, outcome) in ids.iter().zip(&done) {
+        let n = asked.get();
+        match outcome {
+            Ok(ttl) => {
+                assert!((3..=300).contains(&n), "renewed {n}");
+                assert_eq!(*ttl, secs(n as u64), "lease {n} answers its own TTL");
+                assert_eq!(left(&l, n), Remaining::Left(secs(n as u64)));
+            }
+            Err(Error::LeaseExpired { id }) => {
+                assert!(n == 1 || n == 2, "{n} had not expired");
+                assert_eq!(id.get(), n);
+            }
+            Err(Error::LeaseNotFound { id }) => {
+                assert!(n > 1000, "{n} exists");
+                assert_eq!(id.get(), n);
+            }
+            Err(e) => panic!("lease {n}: {e:?}"),
+        }
+    }
+    assert_eq!(done.iter().filter(|r| r.is_ok()).count(), 300 - 30 - 2 + 3);
+}
+
+#[test]
+fn a_batch_is_refused_whole_when_not_primary_or_stopped() {
+    let (clock, l) = sharded(2);
+    l.grant(id(1), secs(10)).unwrap();
+    clock.advance(secs(4));
+    l.demote();
+    assert!(matches!(l.renew_many(&[id(1)]), Err(Error::NotPrimary)));
+    l.promote(Duration::ZERO);
+    assert_eq!(l.renew_many(&[]).unwrap().len(), 0);
+    l.stop();
+    assert!(matches!(l.renew_many(&[id(1)]), Err(Error::Stopped)));
+}
+
+#[test]
+fn a_renew_of_the_batch_clears_a_checkpoint_in_the_log_before_it_returns() {
+    let fs = MemFs::new();
+    let clock = ManualClock::new();
+    let l = open(&fs, &clock);
+    for n in [1, 2, 3] {
+        l.grant(id(n), secs(600)).unwrap();
+        l.checkpoint(id(n), secs(5)).unwrap();
+    }
+    clock.advance(secs(1));
+    let done = l.renew_many(&[id(3), id(1), id(3)]).unwrap();
+    assert!(done.iter().all(|r| r.as_ref().ok() == Some(&secs(600))));
+    let durable = fs.crashed(); // the power goes out as soon as renew_many returned
+    drop(l);
+    let l = open(&durable, &clock);
+    l.promote(Duration::ZERO);
+    assert_eq!(left(&l, 1), Remaining::Left(secs(600)));
+    assert_eq!(
+        left(&l, 2),
+        Remaining::Left(secs(5)),
+        "not renewed: keeps its checkpoint"
+    );
+    assert_eq!(left(&l, 3), Remaining::Left(secs(600)));
+    assert_eq!(l.check_invariants(), Ok(()));
 }

@@ -53,7 +53,7 @@ struct Tally {
     ops: usize,
 }
 
-/// One thread of random grant/renew/revoke (alone and in batches)/attach/detach/checkpoint/lookup on shared ids and
+/// One thread of random grant/renew/revoke (renews and revokes alone and in batches)/attach/detach/checkpoint/lookup on shared ids and
 /// keys. Every answer must be one that the contract allows for some interleaving.
 fn random_ops(l: &Lessor, ids: &[LeaseId], keys: &[Vec<u8>], seed: u64, ops: usize) -> Tally {
     let mut rng = XorShift::new(seed);
@@ -72,11 +72,26 @@ fn random_ops(l: &Lessor, ids: &[LeaseId], keys: &[Vec<u8>], seed: u64, ops: usi
                 Err(Error::LeaseExists { id }) => assert_eq!(id, lease),
                 Err(e) => panic!("grant {lease}: {e:?}"),
             },
-            15..=39 => match l.renew(lease) {
+            15..=34 => match l.renew(lease) {
                 Ok(ttl) => assert_eq!(ttl, TTL),
                 Err(Error::LeaseNotFound { id }) => assert_eq!(id, lease),
                 Err(e) => panic!("renew {lease}: {e:?}"),
             },
+            35..=39 => {
+                // A batch of up to four, `lease` perhaps twice.
+                let batch: Vec<LeaseId> = std::iter::once(lease)
+                    .chain((0..rng.below(4)).map(|_| ids[rng.below(ids.len())]))
+                    .collect();
+                let done = l.renew_many(&batch).expect("a running primary");
+                assert_eq!(done.len(), batch.len());
+                for (lease, r) in batch.iter().zip(done) {
+                    match r {
+                        Ok(ttl) => assert_eq!(ttl, TTL),
+                        Err(Error::LeaseNotFound { id }) => assert_eq!(id, *lease),
+                        Err(e) => panic!("renew_many {lease}: {e:?}"),
+                    }
+                }
+            }
             40..=45 => match l.revoke(lease) {
                 Ok(()) => tally.revokes += 1,
                 Err(Error::LeaseNotFound { .. }) => {}
