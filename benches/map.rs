@@ -43,6 +43,8 @@ const GRANT_SIZES: [usize; 4] = [1_000, 10_000, 100_000, 1_000_000];
 const GRANT_FULL: [usize; 1] = [10_000_000];
 /// Lease counts for revoke.
 const REVOKE_SIZES: [usize; 2] = [100_000, 1_000_000];
+/// Ids per `renew_many` call in `map/renew`'s `lessor_many`.
+const RENEW_BATCH: usize = 64;
 /// Lease count for attach.
 const ATTACH_SIZE: usize = 100_000;
 /// Entry count for the sharded-map comparison.
@@ -177,7 +179,8 @@ impl Cursor {
 /// that thread's N/T ids (no sharing, no lock: the best any design could do). `floor_cas` is
 /// the same with an `AtomicU64` value and a load plus compare-and-swap in place of the store:
 /// the least a renew that never revives an expired lease can do. `floor_locked` adds lessor's
-/// entry size (32 bytes) and a shared lock around the lookup.
+/// entry size (32 bytes) and a shared lock around the lookup. `lessor_many` renews the same
+/// ids through `renew_many`, [`RENEW_BATCH`] a call.
 fn bench_renew(c: &mut Criterion) {
     let mut group = c.benchmark_group("map/renew");
     configure(&mut group);
@@ -202,6 +205,35 @@ fn bench_renew(c: &mut Criterion) {
                         for _ in 0..iters {
                             let res = lessor.renew(LeaseId::new(cur.next()));
                             ok += u64::from(black_box(res).is_ok());
+                        }
+                        ok
+                    });
+                    assert_eq!(ok, iters * per_iter, "every renew succeeds");
+                    time
+                });
+            });
+
+            // The same renews through `renew_many`, RENEW_BATCH ids a call.
+            let mut cursors = Vec::new();
+            let id = BenchmarkId::new(format!("lessor_many/{threads}t"), n);
+            group.bench_function(id, |b| {
+                let lessor = lessor.get_or_insert_with(|| lessor_with(n));
+                if cursors.is_empty() {
+                    let order = order.get_or_insert_with(|| shuffled_ids(n));
+                    cursors = Cursor::split(order, threads);
+                }
+                b.iter_custom(|iters| {
+                    let (time, ok) = run_threads(&mut cursors, iters, |cur, iters| {
+                        let mut ok = 0;
+                        let mut batch = Vec::with_capacity(RENEW_BATCH);
+                        let mut left = iters;
+                        while left > 0 {
+                            let k = left.min(RENEW_BATCH as u64);
+                            batch.clear();
+                            batch.extend((0..k).map(|_| LeaseId::new(cur.next())));
+                            let done = lessor.renew_many(&batch).expect("primary and running");
+                            ok += done.iter().filter(|r| r.is_ok()).count() as u64;
+                            left -= k;
                         }
                         ok
                     });
