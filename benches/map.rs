@@ -44,7 +44,7 @@ const GRANT_FULL: [usize; 1] = [10_000_000];
 /// Lease counts for revoke.
 const REVOKE_SIZES: [usize; 2] = [100_000, 1_000_000];
 /// Ids per `renew_many` call in `map/renew`'s `lessor_many`.
-const RENEW_BATCH: usize = 64;
+const RENEW_BATCH: usize = 256;
 /// Lease count for attach.
 const ATTACH_SIZE: usize = 100_000;
 /// Entry count for the sharded-map comparison.

@@ -20,18 +20,19 @@
 //!   keys in a lessor with a store is revoked alone once the stripes are let go: its keys
 //!   leave the store at a revision of their own, under the store lock, as `revoke` does.
 //! - Renews in a batch ([`Lessor::renew_many`]) are `renew`'s swap, with the running and
-//!   primary checks done once and the clock read once per chunk of [`CLOCK_EVERY`] renews.
+//!   primary checks done once and the clock read once per chunk of [`CHUNK`] renews.
 //!   A chunk's renews are sorted by shard (then by their place in the batch), and each
 //!   shard's share of the chunk runs under one shared lock of that shard: one shard lock at a
-//!   time, as `renew`, held for at most [`CLOCK_EVERY`] swaps. The same id twice is renewed
-//!   twice. Checkpoints that the swaps cleared are logged after the last swap, each under its
-//!   lease's stripe, as `renew` logs one.
+//!   time, as `renew`, held for at most [`CHUNK`] lookups and swaps. Under it every lookup
+//!   comes first, then every swap: with no locked instruction between the lookups, their cache
+//!   misses overlap. The same id twice is renewed twice. Checkpoints that the swaps cleared
+//!   are logged after the last swap, each under its lease's stripe, as `renew` logs one.
 
 use std::time::Duration;
 
 use hashbrown::HashSet;
 
-use super::lifecycle::{renew_in, Swapped};
+use super::lifecycle::renew_record;
 use super::{Inner, Lessor};
 use crate::error::{Error, Result};
 use crate::lease::{Lease, LeaseId, LeaseRecord, SPECIAL};
@@ -119,9 +120,9 @@ impl Lessor {
     /// Renews every lease of `ids`, in order. Returns each renew's own outcome, as
     /// [`renew`](Self::renew) would have: the granted TTL, or why not. An id that comes twice
     /// is renewed twice. For callers that renew many sessions at once: the checks that do not
-    /// depend on the lease run once, the clock is read once per 64 renews (each deadline
+    /// depend on the lease run once, the clock is read once per 256 renews (each deadline
     /// still starts no earlier than its own renew, within the clock's usual margin), and the
-    /// renews of one shard among those 64 share one lock.
+    /// renews of one shard among those 256 share one lock and look their leases up together.
     ///
     /// # Errors
     ///
@@ -131,7 +132,7 @@ impl Lessor {
     /// granted while not primary and not yet promoted, and the log's error when it refuses the
     /// clearing of a checkpoint.
     ///
-    /// **Locking:** one shared shard lock at a time, for that shard's renews among each 64,
+    /// **Locking:** one shared shard lock at a time, for that shard's renews among each 256,
     /// and one compare-and-swap per renew; no allocation but the answer, no log write unless
     /// a renew clears a checkpoint.
     ///
@@ -159,10 +160,12 @@ impl Lessor {
     }
 }
 
-/// How many renews of a batch share one clock reading. A reading is a few tens of
-/// nanoseconds; 64 renews take a few microseconds, far inside the margin the coarse clock's
-/// deadlines already carry (see `clock.rs`).
-pub(crate) const CLOCK_EVERY: usize = 64;
+/// How many renews of a batch share one clock reading and one sort by shard. A reading costs
+/// a few tens of nanoseconds; 256 renews take about 15 microseconds, far inside the margin the
+/// coarse clock's deadlines already carry (see `clock.rs`). At most 256: a renew's place in its
+/// chunk is kept in 8 bits.
+pub(crate) const CHUNK: usize = 256;
+const _: () = assert!(CHUNK <= 256);
 
 /// A grant of the batch that passed the checks that need no lock.
 struct Pending {
@@ -289,37 +292,42 @@ impl Inner {
         let mut out = Vec::with_capacity(ids.len());
         // (position, id, hash, grant number) of each renew whose swap cleared a checkpoint.
         let mut cleared = Vec::new();
-        let mut hashes = [0u64; CLOCK_EVERY];
-        // A chunk's renews as `shard << 8 | position`, sorted: each shard's renews then run
-        // under one shared lock, in the order they were asked for.
-        let mut order = [0u32; CLOCK_EVERY];
-        let mut done: [Option<Swapped>; CLOCK_EVERY] = std::array::from_fn(|_| None);
-        for chunk in ids.chunks(CLOCK_EVERY) {
+        let mut hashes = [0u64; CHUNK];
+        // A chunk's renews as `shard << 8 | place in the chunk`, sorted: each shard's renews
+        // then run under one shared lock, in the order they were asked for.
+        let mut order = [0u32; CHUNK];
+        for chunk in ids.chunks(CHUNK) {
             let now = self.time.now_ms_coarse();
             for (at, &id) in chunk.iter().enumerate() {
                 let h = self.hash_id(id);
                 hashes[at] = h;
-                // At most 2^16 shards and 64 positions: the key fits in 24 bits.
+                // At most 2^16 shards and 256 places: the key fits in 24 bits.
                 order[at] = ((self.leases.index(h) as u32) << 8) | at as u32;
             }
             let order = &mut order[..chunk.len()];
             order.sort_unstable();
+            let base = out.len();
+            out.resize_with(base + chunk.len(), || Err(Error::Stopped));
             for run in order.chunk_by(|a, b| a >> 8 == b >> 8) {
                 self.leases.read((run[0] >> 8) as usize, |s| {
-                    for &key in run {
+                    // Every lookup first, then every swap: with no locked instruction between
+                    // them, the lookups' cache misses overlap.
+                    let mut found: [Option<&LeaseRecord>; CHUNK] = [None; CHUNK];
+                    for (slot, &key) in found.iter_mut().zip(run) {
                         let at = (key & 0xff) as usize;
-                        done[at] = Some(renew_in(s, chunk[at], hashes[at], now));
+                        *slot = s.get(hashes[at], chunk[at]);
+                    }
+                    for (&rec, &key) in found.iter().zip(run) {
+                        let at = (key & 0xff) as usize;
+                        let (id, h) = (chunk[at], hashes[at]);
+                        out[base + at] = renew_record(rec, id, now).map(|(ttl_ms, seq)| {
+                            if let Some(seq) = seq {
+                                cleared.push((base + at, id, h, seq));
+                            }
+                            Duration::from_millis(ttl_ms)
+                        });
                     }
                 });
-            }
-            for (at, slot) in done[..chunk.len()].iter_mut().enumerate() {
-                let outcome = slot.take().unwrap_or(Err(Error::Stopped));
-                out.push(outcome.map(|(ttl_ms, seq)| {
-                    if let Some(seq) = seq {
-                        cleared.push((out.len(), chunk[at], hashes[at], seq));
-                    }
-                    Duration::from_millis(ttl_ms)
-                }));
             }
         }
         for (at, id, h, seq) in cleared {

@@ -377,13 +377,19 @@ pub(crate) type Swapped = Result<(u64, Option<u64>)>;
 
 /// [`Inner::renew_swap`] inside shard `s`, whose shared lock the caller holds.
 #[inline]
-pub(crate) fn renew_in(
-    s: &LeaseShard,
+pub(crate) fn renew_in(s: &LeaseShard, id: LeaseId, h: u64, now: (u64, u64)) -> Swapped {
+    renew_record(s.get(h, id), id, now)
+}
+
+/// Renew's swap on lease `id`'s record (`None`: not in its shard), found under a shared lock
+/// of its shard that the caller still holds.
+#[inline]
+pub(crate) fn renew_record(
+    rec: Option<&LeaseRecord>,
     id: LeaseId,
-    h: u64,
     (now_floor, now_ceil): (u64, u64),
 ) -> Swapped {
-    let Some(rec) = s.get(h, id) else {
+    let Some(rec) = rec else {
         return Err(Error::LeaseNotFound { id });
     };
     let mut cur = rec.load();
