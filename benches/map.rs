@@ -139,6 +139,33 @@ fn floor_bench<M: Send>(
     });
 }
 
+/// One lessor bench of `map/renew`, named `name/{threads}t`: the lessor of `n` leases and the
+/// shuffled order are made at the first sample and shared with the group's other benches;
+/// `renew` does `iters` renews on one thread's cursor and returns how many succeeded (all must).
+fn lessor_bench(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    (n, threads): (usize, usize),
+    (lessor, order): (&mut Option<Lessor>, &mut Option<Vec<i64>>),
+    renew: impl Fn(&Lessor, &mut Cursor, u64) -> u64 + Sync,
+) {
+    let per_iter = u64::try_from(threads).expect("thread count fits");
+    let mut cursors = Vec::new();
+    group.bench_function(BenchmarkId::new(format!("{name}/{threads}t"), n), |b| {
+        let lessor = &*lessor.get_or_insert_with(|| lessor_with(n));
+        if cursors.is_empty() {
+            let order = order.get_or_insert_with(|| shuffled_ids(n));
+            cursors = Cursor::split(order, threads);
+        }
+        b.iter_custom(|iters| {
+            let (time, ok) =
+                run_threads(&mut cursors, iters, |cur, iters| renew(lessor, cur, iters));
+            assert_eq!(ok, iters * per_iter, "every renew succeeds");
+            time
+        });
+    });
+}
+
 /// `floor_locked`'s map: lessor's entry size, behind a shared lock.
 type LockedFloor = RwLock<HashMap<i64, (AtomicU64, u64, u64)>>;
 
@@ -191,56 +218,41 @@ fn bench_renew(c: &mut Criterion) {
             let per_iter = u64::try_from(threads).expect("thread count fits");
             group.throughput(Throughput::Elements(per_iter));
 
-            let mut cursors = Vec::new();
-            let id = BenchmarkId::new(format!("lessor/{threads}t"), n);
-            group.bench_function(id, |b| {
-                let lessor = lessor.get_or_insert_with(|| lessor_with(n));
-                if cursors.is_empty() {
-                    let order = order.get_or_insert_with(|| shuffled_ids(n));
-                    cursors = Cursor::split(order, threads);
-                }
-                b.iter_custom(|iters| {
-                    let (time, ok) = run_threads(&mut cursors, iters, |cur, iters| {
-                        let mut ok = 0;
-                        for _ in 0..iters {
-                            let res = lessor.renew(LeaseId::new(cur.next()));
-                            ok += u64::from(black_box(res).is_ok());
-                        }
-                        ok
-                    });
-                    assert_eq!(ok, iters * per_iter, "every renew succeeds");
-                    time
-                });
-            });
-
+            lessor_bench(
+                &mut group,
+                "lessor",
+                (n, threads),
+                (&mut lessor, &mut order),
+                |lessor, cur, iters| {
+                    let mut ok = 0;
+                    for _ in 0..iters {
+                        let res = lessor.renew(LeaseId::new(cur.next()));
+                        ok += u64::from(black_box(res).is_ok());
+                    }
+                    ok
+                },
+            );
             // The same renews through `renew_many`, RENEW_BATCH ids a call.
-            let mut cursors = Vec::new();
-            let id = BenchmarkId::new(format!("lessor_many/{threads}t"), n);
-            group.bench_function(id, |b| {
-                let lessor = lessor.get_or_insert_with(|| lessor_with(n));
-                if cursors.is_empty() {
-                    let order = order.get_or_insert_with(|| shuffled_ids(n));
-                    cursors = Cursor::split(order, threads);
-                }
-                b.iter_custom(|iters| {
-                    let (time, ok) = run_threads(&mut cursors, iters, |cur, iters| {
-                        let mut ok = 0;
-                        let mut batch = Vec::with_capacity(RENEW_BATCH);
-                        let mut left = iters;
-                        while left > 0 {
-                            let k = left.min(RENEW_BATCH as u64);
-                            batch.clear();
-                            batch.extend((0..k).map(|_| LeaseId::new(cur.next())));
-                            let done = lessor.renew_many(&batch).expect("primary and running");
-                            ok += done.iter().filter(|r| r.is_ok()).count() as u64;
-                            left -= k;
-                        }
-                        ok
-                    });
-                    assert_eq!(ok, iters * per_iter, "every renew succeeds");
-                    time
-                });
-            });
+            lessor_bench(
+                &mut group,
+                "lessor_many",
+                (n, threads),
+                (&mut lessor, &mut order),
+                |lessor, cur, iters| {
+                    let mut ok = 0;
+                    let mut batch = Vec::with_capacity(RENEW_BATCH);
+                    let mut left = iters;
+                    while left > 0 {
+                        let k = left.min(RENEW_BATCH as u64);
+                        batch.clear();
+                        batch.extend((0..k).map(|_| LeaseId::new(cur.next())));
+                        let done = lessor.renew_many(&batch).expect("primary and running");
+                        ok += done.iter().filter(|r| r.is_ok()).count() as u64;
+                        left -= k;
+                    }
+                    ok
+                },
+            );
 
             floor_bench(
                 &mut group,
