@@ -1,6 +1,6 @@
-//! Random op sequences (grant, renew, revoke, attach, detach, checkpoint, clock steps, expiry
-//! steps, promote, demote, stop, crash and reopen, clean restart, compaction) against a
-//! `BTreeMap` model, every answer compared.
+//! Random op sequences (grant, renew alone and in batches, revoke, attach, detach, checkpoint,
+//! clock steps, expiry steps, promote, demote, stop, crash and reopen, clean restart,
+//! compaction) against a `BTreeMap` model, every answer compared.
 //!
 //! The interpreter and the model are the integration tests' own (`tests/it/model_ops.rs`,
 //! included by path), so a crash input replays unchanged as a named test in

@@ -181,6 +181,8 @@ enum Op {
     Grant(i64, Duration),
     GrantSecs(i64, i64),
     Renew(i64),
+    /// `renew_many` of one to four ids (perhaps one twice).
+    RenewMany(Vec<i64>),
     Revoke(i64),
     Attach(i64, Vec<Key>),
     Detach(i64, Vec<Key>),
@@ -220,6 +222,12 @@ fn decode_op(r: &mut Reader<'_>, durable: bool) -> Option<Op> {
             1..=6 => Op::Crash,
             7..=9 => Op::Restart,
             10..=13 if durable => Op::Compact,
+            // Batch renews (4 in 64) came after compaction, from values that meant an expiry
+            // step.
+            14..=17 => {
+                let n = 1 + usize::from(r.byte()? % 4);
+                Op::RenewMany((0..n).map(|_| r.pick(&IDS)).collect::<Option<_>>()?)
+            }
             _ => Op::RunExpiry,
         },
     })
@@ -455,6 +463,15 @@ impl Harness {
                 m.renew(*id),
                 trace,
             ),
+            Op::RenewMany(ids) => {
+                let asked: Vec<LeaseId> = ids.iter().map(|&id| LeaseId::new(id)).collect();
+                let got = answer(l.renew_many(&asked), |done| {
+                    done.into_iter()
+                        .map(|r| answer(r, |d| d))
+                        .collect::<Vec<_>>()
+                });
+                same(what, got, m.renew_many(ids), trace);
+            }
             Op::Revoke(id) => same(
                 what,
                 answer(l.revoke(LeaseId::new(*id)), drop),

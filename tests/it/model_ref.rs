@@ -257,6 +257,15 @@ impl Model {
         Ok(Duration::from_millis(l.ttl_ms))
     }
 
+    /// `renew_many`: refused whole when stopped or not primary, else each id as `renew`.
+    pub(crate) fn renew_many(&mut self, ids: &[i64]) -> Result<Vec<Result<Duration, MErr>>, MErr> {
+        self.running()?;
+        if !self.primary {
+            return Err(MErr::NotPrimary);
+        }
+        Ok(ids.iter().map(|&id| self.renew(id)).collect())
+    }
+
     /// Removes a lease and its keys, recording the revoke's delete transaction.
     fn remove(&mut self, id: i64) -> Option<MLease> {
         let l = self.leases.remove(&id)?;
