@@ -29,6 +29,9 @@
 //!
 //! Where lessor differs from etcd on purpose, the README's "Differences from etcd" says so.
 #![deny(rustdoc::broken_intra_doc_links)]
+// Under `--cfg lessor_loom` the library's unit tests build to run only the loom models
+// (`scripts/loom`); the other tests' helpers are then compiled but unused, which is expected.
+#![cfg_attr(all(test, lessor_loom), allow(dead_code, unused_imports))]
 
 mod api;
 mod builder;
