@@ -20,8 +20,9 @@
 
 use std::hash::{BuildHasher, Hash};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
@@ -45,6 +46,8 @@ const GRANT_FULL: [usize; 1] = [10_000_000];
 const REVOKE_SIZES: [usize; 2] = [100_000, 1_000_000];
 /// Ids per `renew_many` call in `map/renew`'s `lessor_many`.
 const RENEW_BATCH: usize = 256;
+/// Lease counts for `map/renew_beside_grants`.
+const BESIDE_SIZES: [usize; 2] = [100_000, 1_000_000];
 /// Lease count for attach.
 const ATTACH_SIZE: usize = 100_000;
 /// Entry count for the sharded-map comparison.
@@ -58,6 +61,7 @@ const TTL: Duration = Duration::from_secs(3600);
 /// `unreachable_pub` is on.
 pub(crate) fn register_benches(c: &mut Criterion) {
     bench_renew(c);
+    bench_renew_beside_grants(c);
     bench_shard_choice(c);
     bench_grant(c);
     bench_revoke(c);
@@ -296,6 +300,70 @@ fn bench_renew(c: &mut Criterion) {
         }
     }
     group.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// map/renew_beside_grants
+
+/// What `map/renew_beside_grants` keeps between samples: the lessor, the renewing thread's
+/// cursor, and the thread granting and revoking beside it with the flag that stops it.
+type Beside = (Arc<Lessor>, Cursor, Arc<AtomicBool>, JoinHandle<u64>);
+
+/// Renew of random live leases from one thread while a second thread grants and revokes fresh
+/// leases as fast as it can: a session server's mixed load. The grants' shard locks slow the
+/// renews down; nothing else should (the grant counter, which every grant bumps, has a cache
+/// line of its own). The churn thread starts at the first sample and runs until the bench
+/// ends; afterwards it must have made at least one grant and revoke.
+fn bench_renew_beside_grants(c: &mut Criterion) {
+    let mut group = c.benchmark_group("map/renew_beside_grants");
+    configure(&mut group);
+    group.throughput(Throughput::Elements(1));
+    for n in sizes(&BESIDE_SIZES, &[]) {
+        let mut beside: Option<Beside> = None;
+        group.bench_function(BenchmarkId::new("lessor/1t", n), |b| {
+            let (lessor, cur, _, _) = beside.get_or_insert_with(|| {
+                let lessor = Arc::new(lessor_with(n));
+                let stop = Arc::new(AtomicBool::new(false));
+                let churn = std::thread::spawn({
+                    let (lessor, stop) = (Arc::clone(&lessor), Arc::clone(&stop));
+                    move || churn(&lessor, id_of(n), &stop)
+                });
+                let cur = Cursor::split(&shuffled_ids(n), 1).remove(0);
+                (lessor, cur, stop, churn)
+            });
+            b.iter_custom(|iters| {
+                let start = now();
+                let mut ok = 0;
+                for _ in 0..iters {
+                    let res = lessor.renew(LeaseId::new(cur.next()));
+                    ok += u64::from(black_box(res).is_ok());
+                }
+                let time = now() - start;
+                assert_eq!(ok, iters, "every renew succeeds");
+                time
+            });
+        });
+        if let Some((_, _, stop, churn)) = beside {
+            stop.store(true, Ordering::Relaxed);
+            let pairs = churn.join().expect("the churn thread does not panic");
+            assert!(pairs > 0, "grants and revokes ran beside the renews");
+        }
+    }
+    group.finish();
+}
+
+/// Grants and revokes fresh ids above `base`, one after the other, until `stop`; returns how
+/// many grant-and-revoke pairs it made.
+fn churn(lessor: &Lessor, base: i64, stop: &AtomicBool) -> u64 {
+    let mut pairs = 0;
+    let mut id = base;
+    while !stop.load(Ordering::Relaxed) {
+        id += 1;
+        lessor.grant(LeaseId::new(id), TTL).expect("a fresh id");
+        lessor.revoke(LeaseId::new(id)).expect("granted just now");
+        pairs += 1;
+    }
+    pairs
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -98,8 +98,9 @@ pub(crate) struct Inner {
     pub(crate) stopped: AtomicBool,
     /// Bumped by every promote and demote; the expiry worker rebuilds its wheel when it moves.
     pub(crate) epoch: AtomicU64,
-    /// The next grant's sequence number.
-    next_seq: AtomicU64,
+    /// The next grant's sequence number, on a cache line of its own: every grant bumps it,
+    /// and the fields around it are read by every renew.
+    next_seq: CachePadded<AtomicU64>,
     pub(crate) min_ttl_ms: u64,
     pub(crate) max_key_size: usize,
     pub(crate) revoke_rate: u32,
@@ -361,7 +362,7 @@ impl Inner {
             primary: AtomicBool::new(primary),
             stopped: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
-            next_seq: AtomicU64::new(1),
+            next_seq: CachePadded::new(AtomicU64::new(1)),
             min_ttl_ms: crate::clock::ceil_ms(min_ttl),
             max_key_size,
             revoke_rate,
