@@ -170,6 +170,16 @@ fn lessor_bench(
     });
 }
 
+/// `iters` renews, one at a time, of the ids `cur` walks; returns how many succeeded.
+fn renew_each(lessor: &Lessor, cur: &mut Cursor, iters: u64) -> u64 {
+    let mut ok = 0;
+    for _ in 0..iters {
+        let res = lessor.renew(LeaseId::new(cur.next()));
+        ok += u64::from(black_box(res).is_ok());
+    }
+    ok
+}
+
 /// `floor_locked`'s map: lessor's entry size, behind a shared lock.
 type LockedFloor = RwLock<HashMap<i64, (AtomicU64, u64, u64)>>;
 
@@ -227,14 +237,7 @@ fn bench_renew(c: &mut Criterion) {
                 "lessor",
                 (n, threads),
                 (&mut lessor, &mut order),
-                |lessor, cur, iters| {
-                    let mut ok = 0;
-                    for _ in 0..iters {
-                        let res = lessor.renew(LeaseId::new(cur.next()));
-                        ok += u64::from(black_box(res).is_ok());
-                    }
-                    ok
-                },
+                renew_each,
             );
             // The same renews through `renew_many`, RENEW_BATCH ids a call.
             lessor_bench(
@@ -332,13 +335,9 @@ fn bench_renew_beside_grants(c: &mut Criterion) {
                 (lessor, cur, stop, churn)
             });
             b.iter_custom(|iters| {
-                let start = now();
-                let mut ok = 0;
-                for _ in 0..iters {
-                    let res = lessor.renew(LeaseId::new(cur.next()));
-                    ok += u64::from(black_box(res).is_ok());
-                }
-                let time = now() - start;
+                let (time, ok) = run_threads(std::slice::from_mut(cur), iters, |cur, iters| {
+                    renew_each(lessor, cur, iters)
+                });
                 assert_eq!(ok, iters, "every renew succeeds");
                 time
             });

@@ -29,10 +29,10 @@ use tonic::Status;
 pub(crate) const MAX_BATCH: usize = 1024;
 
 /// At most this many batches handled at once. Two, measured with `lessor bench grpc` against
-/// `lessor serve --fsync always` on two cores, server and load pinned one core each: grants
-/// from 64 clients went from 40.8-46.1k/s (one batch at a time) to 47.7-48.4k/s, and from 256
-/// clients from 53-54k/s to 62-69k/s; at 1 and 16 clients within noise. Three and four at
-/// once, with smaller batches, were no better than one.
+/// `lessor serve --fsync always` on two cores, server and load pinned one core each, in
+/// alternating runs: grants from 64 clients went from 40.5-43.5k/s (one batch at a time) to
+/// 45.4-48.4k/s, and from 256 clients from 47.4-53.4k/s to 57.5-62.1k/s; at 1 and 16 clients
+/// within noise. Three and four at once, with smaller batches, were no better than one.
 pub(crate) const IN_FLIGHT: usize = 2;
 
 /// One call waiting for its batch: what it asks, and where its answer goes.
@@ -84,13 +84,14 @@ impl<Q: Send + 'static, T: Send + 'static> Batcher<Q, T> {
             let slots = Arc::new(Semaphore::new(IN_FLIGHT));
             // The semaphore is never closed: acquiring fails only if it were.
             while let Ok(slot) = Arc::clone(&slots).acquire_owned().await {
-                let mut asks = Vec::new();
-                if rx.recv_many(&mut asks, 1).await == 0 {
+                let Some(first) = rx.recv().await else {
                     break; // every sender is gone
-                }
-                // This batch's share of what has queued (this ask included); the rest is
-                // there to take at once, so the second receive does not wait.
+                };
+                // This batch's share of what has queued (`first` included); the rest is there
+                // to take at once, so the second receive does not wait.
                 let share = (rx.len() + 1).div_ceil(IN_FLIGHT).min(MAX_BATCH);
+                let mut asks = Vec::with_capacity(share);
+                asks.push(first);
                 if share > 1 {
                     rx.recv_many(&mut asks, share - 1).await;
                 }
