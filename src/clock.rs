@@ -295,6 +295,19 @@ impl TimeBase {
         let d = self.clock.now_coarse().saturating_duration_since(self.base);
         (floor_ms(d), ceil_ms(d + self.lag))
     }
+
+    /// The reading for a swap about to run under a shard lock, taken now, outside the lock,
+    /// when the clock is not lessor's own system clock (user code stays out of shard locks).
+    /// `None`: the system clock's fast path, which the caller reads inside the lock instead,
+    /// with [`now_ms_coarse`](Self::now_ms_coarse), after its lookup has been issued.
+    #[inline]
+    pub(crate) fn before_lock(&self) -> Option<(u64, u64)> {
+        #[cfg(target_os = "linux")]
+        if self.base_ns.is_some() {
+            return None;
+        }
+        Some(self.now_ms_coarse())
+    }
 }
 
 impl fmt::Debug for TimeBase {
