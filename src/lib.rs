@@ -49,6 +49,7 @@ mod shard;
 mod store;
 mod sync;
 mod table_alloc;
+mod table_hint;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
 mod wal;

@@ -24,14 +24,21 @@ use hashbrown::{HashMap, HashTable};
 use crate::lease::{LeaseId, LeaseRecord};
 use crate::sync::{self, HashBuilder, RwLock};
 use crate::table_alloc::TableAlloc;
+use crate::table_hint::TableHint;
 
 /// The most shards a map may have (the index comes from 16 bits of the hash).
 pub(crate) const MAX_SHARDS: usize = 1 << 16;
 
 /// A power-of-two array of independently locked shards.
 pub(crate) struct Shards<S> {
-    shards: Box<[CachePadded<RwLock<S>>]>,
+    shards: Box<[CachePadded<Slot<S>>]>,
     mask: usize,
+}
+
+/// One shard: its lock, and beside it (on the same line) where its table lives.
+struct Slot<S> {
+    lock: RwLock<S>,
+    hint: TableHint,
 }
 
 impl<S: Default> Shards<S> {
@@ -39,7 +46,12 @@ impl<S: Default> Shards<S> {
     pub(crate) fn new(count: usize) -> Self {
         debug_assert!(count.is_power_of_two() && count <= MAX_SHARDS);
         let shards = (0..count)
-            .map(|_| CachePadded::new(RwLock::new(S::default())))
+            .map(|_| {
+                CachePadded::new(Slot {
+                    lock: RwLock::new(S::default()),
+                    hint: TableHint::default(),
+                })
+            })
             .collect();
         Shards {
             shards,
@@ -64,13 +76,19 @@ impl<S> Shards<S> {
     /// Runs `f` under the shard's shared lock.
     #[inline]
     pub(crate) fn read<R>(&self, index: usize, f: impl FnOnce(&S) -> R) -> R {
-        f(&sync::read(&self.shards[index]))
+        f(&sync::read(&self.shards[index].lock))
     }
 
     /// Runs `f` under the shard's exclusive lock.
     #[inline]
     pub(crate) fn write<R>(&self, index: usize, f: impl FnOnce(&mut S) -> R) -> R {
-        f(&mut sync::write(&self.shards[index]))
+        f(&mut sync::write(&self.shards[index].lock))
+    }
+
+    /// Where the shard's table lives, for prefetching before its lock ([`TableHint`]).
+    #[inline]
+    pub(crate) fn hint(&self, index: usize) -> &TableHint {
+        &self.shards[index].hint
     }
 }
 
@@ -132,23 +150,33 @@ impl LeaseShard {
         self.leases.find(hash, |(k, _)| *k == id).map(|(_, r)| r)
     }
 
-    /// Inserts a record for an id that is known to be absent.
+    /// Inserts a record for an id that is known to be absent; records where the table now
+    /// lives in `hint`.
     pub(crate) fn insert_new(
         &mut self,
-        hasher: &HashBuilder,
+        (hasher, hint): (&HashBuilder, &TableHint),
         hash: u64,
         id: LeaseId,
         rec: LeaseRecord,
     ) {
-        self.leases
+        let e = self
+            .leases
             .insert_unique(hash, (id, rec), |(k, _)| hasher.hash_one(k));
+        let (index, at) = (e.bucket_index(), std::ptr::from_ref(e.get()).addr());
+        self.record(hint, index, at);
         self.version += 1;
     }
 
-    /// Inserts a record unless the id is taken, in one probe; returns whether it did.
+    /// Publishes where the table lives, from the entry at bucket `index`, address `at`.
+    fn record(&self, hint: &TableHint, index: usize, at: usize) {
+        hint.record::<(LeaseId, LeaseRecord)>(self.leases.num_buckets(), index, at);
+    }
+
+    /// Inserts a record unless the id is taken, in one probe; returns whether it did. Records
+    /// where the table now lives in `hint`.
     pub(crate) fn try_insert(
         &mut self,
-        hasher: &HashBuilder,
+        (hasher, hint): (&HashBuilder, &TableHint),
         hash: u64,
         id: LeaseId,
         rec: impl FnOnce() -> LeaseRecord,
@@ -159,7 +187,9 @@ impl LeaseShard {
         {
             hashbrown::hash_table::Entry::Occupied(_) => false,
             hashbrown::hash_table::Entry::Vacant(v) => {
-                v.insert((id, rec()));
+                let e = v.insert((id, rec()));
+                let (index, at) = (e.bucket_index(), std::ptr::from_ref(e.get()).addr());
+                self.record(hint, index, at);
                 self.version += 1;
                 true
             }

@@ -7,9 +7,11 @@
 //! We use our own cfg name (not `cfg(loom)`) so that dependencies that read `cfg(loom)` keep
 //! their ordinary build. Internal code never names `std::sync` directly.
 //!
-//! The one exception is the expiry thread's own loop (`expiry/runner.rs`): it spawns a real
+//! There are two exceptions. The expiry thread's own loop (`expiry/runner.rs`) spawns a real
 //! thread and waits with a real timeout, which loom cannot model; the models drive
-//! `ExpiryWorker::run_once` directly instead.
+//! `ExpiryWorker::run_once` directly instead. And the shards' table hints (`table_hint.rs`)
+//! are std atomics: a prefetch address, never read to decide anything, so there is nothing
+//! for a model to explore (and under loom nothing is prefetched).
 //!
 //! Poisoning is not part of our protocol: no engine code panics while holding a lock, and a
 //! panic in a user callback (the range deleter) must not wedge every later call, so the lock

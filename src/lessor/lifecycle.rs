@@ -194,7 +194,10 @@ impl Inner {
     /// A grant without a log: one exclusive shard lock and one probe.
     fn grant_in_memory(&self, id: LeaseId, h: u64, ttl_ms: u64) -> Result<bool> {
         let (_, now) = self.time.now_ms_coarse();
-        self.leases.write(self.leases.index(h), |s| {
+        let idx = self.leases.index(h);
+        let hint = self.leases.hint(idx);
+        hint.prefetch::<(LeaseId, LeaseRecord)>(h);
+        self.leases.write(idx, |s| {
             // Read under the shard lock: see the module docs on promote.
             let primary = self.primary.load(Ordering::Acquire);
             let deadline = if primary {
@@ -203,7 +206,7 @@ impl Inner {
                 FOREVER
             };
             let mut seq = 0;
-            let fresh = s.try_insert(&self.hasher, h, id, || {
+            let fresh = s.try_insert((&self.hasher, hint), h, id, || {
                 seq = self.next_seq();
                 LeaseRecord::new(deadline, ttl_ms, seq)
             });
@@ -223,13 +226,19 @@ impl Inner {
     /// durable (under the lease's stripe, which compaction waits for), then published.
     fn grant_logged(&self, id: LeaseId, h: u64, ttl_ms: u64) -> Result<bool> {
         let idx = self.leases.index(h);
+        self.leases.hint(idx).prefetch::<(LeaseId, LeaseRecord)>(h);
         let _stripe = self.lock_stripe(h);
         let seq = self.leases.write(idx, |s| {
             if s.get(h, id).is_some() {
                 return Err(Error::LeaseExists { id });
             }
             let seq = self.next_seq();
-            s.insert_new(&self.hasher, h, id, LeaseRecord::new(SPECIAL, ttl_ms, seq));
+            s.insert_new(
+                (&self.hasher, self.leases.hint(idx)),
+                h,
+                id,
+                LeaseRecord::new(SPECIAL, ttl_ms, seq),
+            );
             Ok(seq)
         })?;
         let logged = self.log(|| {
@@ -300,11 +309,20 @@ impl Inner {
     /// nine). Any other clock is read before the lock
     /// ([`TimeBase::before_lock`]): the shard rules keep user code out of shard locks.
     ///
+    /// Before the lock, the lines the lookup will touch are prefetched ([`TableHint`]), so
+    /// that the control bytes' miss and the entry's overlap instead of following each other.
+    /// Seven alternating pairs at 1e6 leases: from one thread 4.18-4.99 M/s without and
+    /// 5.42-5.98 with (faster in all seven), from two 6.13-7.99 without and 7.01-8.87 with
+    /// (faster in all seven).
+    ///
     /// [`TimeBase::before_lock`]: crate::clock::TimeBase::before_lock
+    /// [`TableHint`]: crate::table_hint::TableHint
     #[inline]
     pub(crate) fn renew_swap(&self, id: LeaseId, h: u64) -> Swapped {
         let early = self.time.before_lock();
-        self.leases.read(self.leases.index(h), |s| {
+        let idx = self.leases.index(h);
+        self.leases.hint(idx).prefetch::<(LeaseId, LeaseRecord)>(h);
+        self.leases.read(idx, |s| {
             let rec = s.get(h, id);
             let now = early.unwrap_or_else(|| self.time.now_ms_coarse());
             renew_record(rec, id, now)

@@ -155,7 +155,8 @@ impl Inner {
 
     fn replay_grant(&self, id: LeaseId, ttl_ms: u64) {
         let h = self.hash_id(id);
-        self.leases.write(self.leases.index(h), |s| {
+        let idx = self.leases.index(h);
+        self.leases.write(idx, |s| {
             if s.get(h, id).is_none() {
                 let seq = self.next_seq();
                 let rec = LeaseRecord {
@@ -163,7 +164,7 @@ impl Inner {
                     ttl_ms,
                     seq,
                 };
-                s.insert_new(&self.hasher, h, id, rec);
+                s.insert_new((&self.hasher, self.leases.hint(idx)), h, id, rec);
             }
         });
     }
