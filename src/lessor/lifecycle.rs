@@ -332,6 +332,9 @@ impl Inner {
     /// Revokes `id` (only the grant numbered `seq`, when given); returns the keys it had.
     pub(crate) fn revoke(&self, id: LeaseId, seq: Option<u64>) -> Result<Vec<Key>> {
         let h = self.hash_id(id);
+        self.leases
+            .hint(self.leases.index(h))
+            .prefetch::<(LeaseId, LeaseRecord)>(h);
         let _stripe = self.lock_stripe(h);
         // Under the stripe nobody else changes this lease's keys or life.
         let has_keys = self
