@@ -2,7 +2,9 @@
 //!
 //! # Ground rules
 //!
-//! - A [`Shards<S>`] is a power-of-two array of cache-padded `RwLock<S>`, as in dashmap. A
+//! - A [`Shards<S>`] is a power-of-two array of cache-padded `RwLock<S>`, as in dashmap, each
+//!   with a [`TableHint`] beside it: where the lease table lives, written under the exclusive
+//!   lock by every insert and read without any lock, only to prefetch (`table_hint.rs`). A
 //!   shard is picked from bits 40..56 of the item's 64-bit hash; hashbrown uses the low bits for
 //!   the bucket and the top 7 for its tag, so the three do not correlate.
 //! - Locks are taken only inside [`Shards::read`] / [`Shards::write`], around a closure: no
@@ -35,7 +37,8 @@ pub(crate) struct Shards<S> {
     mask: usize,
 }
 
-/// One shard: its lock, and beside it (on the same line) where its table lives.
+/// One shard: its lock, and beside it (on the same line) where its table lives. Only the
+/// lease map records the hint; the key map's stays empty and is never read.
 struct Slot<S> {
     lock: RwLock<S>,
     hint: TableHint,

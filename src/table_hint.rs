@@ -3,20 +3,21 @@
 //!
 //! # Ground rules
 //!
-//! - **Why.** Renew and grant each touch two cache lines that are not yet in cache at a
-//!   million leases: the bucket's control bytes and the bucket's entry (hashbrown keeps them
+//! - **Why.** Renew, grant and revoke each touch two cache lines that are not yet in cache
+//!   at a million leases: the bucket's control bytes and the bucket's entry (hashbrown keeps them
 //!   apart). Found one after the other under the shard lock, their misses add up; the lock's
 //!   atomic instructions keep the next call's misses from starting early. Prefetching both
 //!   lines, before the lock, lets the two misses overlap each other and the lock.
 //! - **What.** The address of the table's control bytes and its bucket mask, written by the
 //!   shard's writer (under its exclusive lock) after each insert, read by anyone without a
 //!   lock. Both are plain relaxed atomics: a hint, never used to read or write the table. A
-//!   stale or torn pair (the table grew since) only prefetches lines nobody needs.
+//!   stale or torn pair (the table grew since) only prefetches lines nobody needs. Tables
+//!   only grow, and only by inserts, so the hint is right again after the next insert.
 //! - **Layout.** hashbrown's layout (entries below the control bytes, entry `i` at
 //!   `ctrl - (i + 1) * size_of::<T>()`; a probe starts at `hash & mask`) is read off an entry
 //!   whose index and address hashbrown hands out. Were the layout ever to change, the hint
-//!   would prefetch the wrong lines: slower, never wrong. The `map/renew` and `map/grant`
-//!   benches measure it.
+//!   would prefetch the wrong lines: slower, never wrong. The `map/renew`, `map/grant` and
+//!   `map/revoke` benches measure it; the tests below pin the layout down.
 //! - **Unsafe.** The prefetch intrinsic is this module's only unsafe code (see its `SAFETY`).
 //!   Off x86-64 and under loom it does nothing.
 
