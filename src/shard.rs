@@ -21,6 +21,7 @@ use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 
 use crossbeam_utils::CachePadded;
+use hashbrown::hash_table::OccupiedEntry;
 use hashbrown::{HashMap, HashTable};
 
 use crate::lease::{LeaseId, LeaseRecord};
@@ -95,6 +96,15 @@ impl<S> Shards<S> {
     }
 }
 
+impl Shards<LeaseShard> {
+    /// Prefetches the lines a lookup of `hash` will touch in its shard, before its lock is
+    /// taken ([`TableHint`]).
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        self.hint(self.index(hash)).prefetch::<LeaseEntry>(hash);
+    }
+}
+
 impl<S> std::fmt::Debug for Shards<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shards")
@@ -133,11 +143,20 @@ pub(crate) struct Filing {
     pub(crate) due: u64,
 }
 
+/// A lease-map entry: the id and its record, inline in the table.
+pub(crate) type LeaseEntry = (LeaseId, LeaseRecord);
+
+/// Publishes in `hint` where the table of the just-inserted entry `e` now lives.
+fn record(hint: &TableHint, e: OccupiedEntry<'_, LeaseEntry, TableAlloc>) {
+    let (index, at) = (e.bucket_index(), std::ptr::from_ref(e.get()).addr());
+    hint.record::<LeaseEntry>(e.into_table().num_buckets(), index, at);
+}
+
 /// One shard of the lease map.
 #[derive(Default)]
 pub(crate) struct LeaseShard {
     /// id -> record, inline.
-    pub(crate) leases: HashTable<(LeaseId, LeaseRecord), TableAlloc>,
+    pub(crate) leases: HashTable<LeaseEntry, TableAlloc>,
     /// Keys and checkpoints of the leases that have any.
     pub(crate) extras: HashMap<LeaseId, Extra>,
     /// Leases granted since the expiry worker last looked: the intake of the wheel.
@@ -162,17 +181,12 @@ impl LeaseShard {
         id: LeaseId,
         rec: LeaseRecord,
     ) {
-        let e = self
-            .leases
-            .insert_unique(hash, (id, rec), |(k, _)| hasher.hash_one(k));
-        let (index, at) = (e.bucket_index(), std::ptr::from_ref(e.get()).addr());
-        self.record(hint, index, at);
+        record(
+            hint,
+            self.leases
+                .insert_unique(hash, (id, rec), |(k, _)| hasher.hash_one(k)),
+        );
         self.version += 1;
-    }
-
-    /// Publishes where the table lives, from the entry at bucket `index`, address `at`.
-    fn record(&self, hint: &TableHint, index: usize, at: usize) {
-        hint.record::<(LeaseId, LeaseRecord)>(self.leases.num_buckets(), index, at);
     }
 
     /// Inserts a record unless the id is taken, in one probe; returns whether it did. Records
@@ -190,9 +204,7 @@ impl LeaseShard {
         {
             hashbrown::hash_table::Entry::Occupied(_) => false,
             hashbrown::hash_table::Entry::Vacant(v) => {
-                let e = v.insert((id, rec()));
-                let (index, at) = (e.bucket_index(), std::ptr::from_ref(e.get()).addr());
-                self.record(hint, index, at);
+                record(hint, v.insert((id, rec())));
                 self.version += 1;
                 true
             }

@@ -105,10 +105,8 @@ mod tests {
 
     use super::*;
     use crate::lease::{LeaseId, LeaseRecord};
-    use crate::shard::LeaseShard;
+    use crate::shard::{LeaseEntry as Entry, LeaseShard};
     use crate::sync::HashBuilder;
-
-    type Entry = (LeaseId, LeaseRecord);
 
     fn shard_with(ids: std::ops::RangeInclusive<i64>) -> (LeaseShard, TableHint, HashBuilder) {
         let (mut shard, hint, hasher) = (

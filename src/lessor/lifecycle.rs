@@ -195,8 +195,7 @@ impl Inner {
     fn grant_in_memory(&self, id: LeaseId, h: u64, ttl_ms: u64) -> Result<bool> {
         let (_, now) = self.time.now_ms_coarse();
         let idx = self.leases.index(h);
-        let hint = self.leases.hint(idx);
-        hint.prefetch::<(LeaseId, LeaseRecord)>(h);
+        self.leases.prefetch(h);
         self.leases.write(idx, |s| {
             // Read under the shard lock: see the module docs on promote.
             let primary = self.primary.load(Ordering::Acquire);
@@ -206,7 +205,7 @@ impl Inner {
                 FOREVER
             };
             let mut seq = 0;
-            let fresh = s.try_insert((&self.hasher, hint), h, id, || {
+            let fresh = s.try_insert((&self.hasher, self.leases.hint(idx)), h, id, || {
                 seq = self.next_seq();
                 LeaseRecord::new(deadline, ttl_ms, seq)
             });
@@ -226,7 +225,7 @@ impl Inner {
     /// durable (under the lease's stripe, which compaction waits for), then published.
     fn grant_logged(&self, id: LeaseId, h: u64, ttl_ms: u64) -> Result<bool> {
         let idx = self.leases.index(h);
-        self.leases.hint(idx).prefetch::<(LeaseId, LeaseRecord)>(h);
+        self.leases.prefetch(h);
         let _stripe = self.lock_stripe(h);
         let seq = self.leases.write(idx, |s| {
             if s.get(h, id).is_some() {
@@ -320,9 +319,8 @@ impl Inner {
     #[inline]
     pub(crate) fn renew_swap(&self, id: LeaseId, h: u64) -> Swapped {
         let early = self.time.before_lock();
-        let idx = self.leases.index(h);
-        self.leases.hint(idx).prefetch::<(LeaseId, LeaseRecord)>(h);
-        self.leases.read(idx, |s| {
+        self.leases.prefetch(h);
+        self.leases.read(self.leases.index(h), |s| {
             let rec = s.get(h, id);
             let now = early.unwrap_or_else(|| self.time.now_ms_coarse());
             renew_record(rec, id, now)
@@ -332,9 +330,7 @@ impl Inner {
     /// Revokes `id` (only the grant numbered `seq`, when given); returns the keys it had.
     pub(crate) fn revoke(&self, id: LeaseId, seq: Option<u64>) -> Result<Vec<Key>> {
         let h = self.hash_id(id);
-        self.leases
-            .hint(self.leases.index(h))
-            .prefetch::<(LeaseId, LeaseRecord)>(h);
+        self.leases.prefetch(h);
         let _stripe = self.lock_stripe(h);
         // Under the stripe nobody else changes this lease's keys or life.
         let has_keys = self
