@@ -46,6 +46,7 @@ mod lease;
 mod lessor;
 mod radix;
 mod shard;
+mod shard_lock;
 mod store;
 mod sync;
 mod table_alloc;

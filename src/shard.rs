@@ -2,11 +2,13 @@
 //!
 //! # Ground rules
 //!
-//! - A [`Shards<S>`] is a power-of-two array of cache-padded `RwLock<S>`, as in dashmap, each
-//!   with a [`TableHint`] beside it: where the lease table lives, written under the exclusive
-//!   lock by every insert and read without any lock, only to prefetch (`table_hint.rs`). A
-//!   shard is picked from bits 40..56 of the item's 64-bit hash; hashbrown uses the low bits for
-//!   the bucket and the top 7 for its tag, so the three do not correlate.
+//! - A [`Shards<S>`] is a power-of-two array of cache-padded [`ShardLock<S>`] (dashmap's shape,
+//!   with our own lock: its readers count themselves on cache lines of their own thread's slot,
+//!   in one [`ReaderCounts`] for the array; `shard_lock.rs`). Beside each lock, on the same
+//!   128-byte pair of lines, sits a [`TableHint`]: where the lease table lives, written under
+//!   the exclusive lock by every insert and read without any lock, only to prefetch
+//!   (`table_hint.rs`). A shard is picked from bits 40..56 of the item's 64-bit hash; hashbrown
+//!   uses the low bits for the bucket and the top 7 for its tag, so the three do not correlate.
 //! - Locks are taken only inside [`Shards::read`] / [`Shards::write`], around a closure: no
 //!   guard escapes, and the closure must not take another shard lock of the same `Shards`, call
 //!   user code, write the log or send on a channel.
@@ -25,7 +27,8 @@ use hashbrown::hash_table::OccupiedEntry;
 use hashbrown::{HashMap, HashTable};
 
 use crate::lease::{LeaseId, LeaseRecord};
-use crate::sync::{self, HashBuilder, RwLock};
+use crate::shard_lock::{ReaderCounts, ShardLock};
+use crate::sync::HashBuilder;
 use crate::table_alloc::TableAlloc;
 use crate::table_hint::TableHint;
 
@@ -36,12 +39,15 @@ pub(crate) const MAX_SHARDS: usize = 1 << 16;
 pub(crate) struct Shards<S> {
     shards: Box<[CachePadded<Slot<S>>]>,
     mask: usize,
+    /// How many readers each shard has, per thread slot (`shard_lock.rs`).
+    readers: ReaderCounts,
 }
 
-/// One shard: its lock, and beside it (on the same line) where its table lives. Only the
-/// lease map records the hint; the key map's stays empty and is never read.
+/// One shard: its lock, and beside it (on the same 128-byte pair of lines, which a test
+/// checks) where its table lives. Only the lease map records the hint; the key map's stays
+/// empty and is never read.
 struct Slot<S> {
-    lock: RwLock<S>,
+    lock: ShardLock<S>,
     hint: TableHint,
 }
 
@@ -52,7 +58,7 @@ impl<S: Default> Shards<S> {
         let shards = (0..count)
             .map(|_| {
                 CachePadded::new(Slot {
-                    lock: RwLock::new(S::default()),
+                    lock: ShardLock::new(S::default()),
                     hint: TableHint::default(),
                 })
             })
@@ -60,6 +66,7 @@ impl<S: Default> Shards<S> {
         Shards {
             shards,
             mask: count - 1,
+            readers: ReaderCounts::new(count),
         }
     }
 }
@@ -80,13 +87,13 @@ impl<S> Shards<S> {
     /// Runs `f` under the shard's shared lock.
     #[inline]
     pub(crate) fn read<R>(&self, index: usize, f: impl FnOnce(&S) -> R) -> R {
-        f(&sync::read(&self.shards[index].lock))
+        self.shards[index].lock.read(&self.readers, index, f)
     }
 
     /// Runs `f` under the shard's exclusive lock.
     #[inline]
     pub(crate) fn write<R>(&self, index: usize, f: impl FnOnce(&mut S) -> R) -> R {
-        f(&mut sync::write(&self.shards[index].lock))
+        self.shards[index].lock.write(&self.readers, index, f)
     }
 
     /// Where the shard's table lives, for prefetching before its lock ([`TableHint`]).
@@ -316,5 +323,17 @@ impl KeyShard {
     #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&[u8], LeaseId)> {
         self.map.iter().map(|(k, id)| (&**k, *id))
+    }
+}
+
+#[cfg(all(test, not(lessor_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_shard_its_lock_and_its_hint_fit_one_padded_pair_of_lines() {
+        // A renew reads the hint, the lock's state and the table's header: one 128-byte pair
+        // of lines, which is also what `CachePadded` pads to on x86-64.
+        assert!(size_of::<Slot<LeaseShard>>() <= 128);
     }
 }

@@ -19,19 +19,119 @@
 
 #[cfg(not(lessor_loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicBool, AtomicU64, Ordering},
+    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
 
 #[cfg(lessor_loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicBool, AtomicU64, Ordering},
+    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
+
+/// loom's `UnsafeCell` under loom, which checks that no read overlaps a write.
+#[cfg(lessor_loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// `std::cell::UnsafeCell` with loom's closure API, so that code using it builds either way.
+#[cfg(not(lessor_loom))]
+#[derive(Debug, Default)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(lessor_loom))]
+impl<T> UnsafeCell<T> {
+    /// A cell holding `value`.
+    pub(crate) const fn new(value: T) -> Self {
+        UnsafeCell(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Runs `f` with a pointer to the value, to read it.
+    #[inline]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    /// Runs `f` with a pointer to the value, to write it.
+    #[inline]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+/// This thread's slot number: threads are numbered as they first ask, from 0, so threads
+/// started together get different numbers (the shard locks' reader counters, `shard_lock.rs`).
+#[cfg(not(lessor_loom))]
+#[inline]
+pub(crate) fn thread_slot() -> usize {
+    use std::cell::Cell;
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    std::thread_local! {
+        static SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    SLOT.with(|slot| {
+        let mut n = slot.get();
+        if n == usize::MAX {
+            n = NEXT.fetch_add(1, Ordering::Relaxed) & (usize::MAX >> 1);
+            slot.set(n);
+        }
+        n
+    })
+}
+
+/// This thread's slot number: threads are numbered as they first ask, from 0, so threads
+/// started together get different numbers (the shard locks' reader counters, `shard_lock.rs`).
+#[cfg(lessor_loom)]
+pub(crate) fn thread_slot() -> usize {
+    loom::lazy_static! {
+        static ref NEXT: AtomicUsize = AtomicUsize::new(0);
+    }
+    loom::thread_local! {
+        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    SLOT.with(|slot| *slot)
+}
+
+/// One round of waiting for another thread: a spin hint for the first rounds, then the core
+/// is yielded. Under loom, always a yield (which its exploration needs to make progress).
+#[inline]
+pub(crate) fn spin_wait(rounds: &mut u32) {
+    #[cfg(lessor_loom)]
+    loom::thread::yield_now();
+    #[cfg(not(lessor_loom))]
+    if *rounds < 64 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+    *rounds = rounds.saturating_add(1);
+}
+
+/// Nothing, except under loom, where it is a `SeqCst` fence.
+///
+/// C++20's (and Rust's) `SeqCst` operations are all in one total order, which Dekker-style
+/// handshakes rely on (`shard_lock.rs`): of "I announce, then I look" on two threads, at least
+/// one sees the other. loom models `SeqCst` operations as only `AcqRel` (its README's
+/// "Unsupported features") but models `SeqCst` fences fully, so a handshake calls this between
+/// its announce and its look: loom then explores what the real code guarantees. The real build
+/// pays nothing for it (on x86-64 a `SeqCst` fence is an `mfence`).
+#[inline(always)]
+pub(crate) fn seqcst_fence_for_loom() {
+    #[cfg(lessor_loom)]
+    loom::sync::atomic::fence(Ordering::SeqCst);
+}
 
 /// Locks a mutex, recovering the guard if a panicking thread poisoned it.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Waits on a condition variable, recovering the guard if a panicking thread poisoned its
+/// mutex.
+pub(crate) fn wait<'a, T>(cv: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    match cv.wait(guard) {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
     }
