@@ -361,6 +361,61 @@ mod tests {
         }
     }
 
+    /// Waits (yielding) until a thread has gone to sleep on `lock`'s writer; fails the test
+    /// (rather than hanging it) if none has after ten million yields.
+    fn until_parked<S>(lock: &ShardLock<S>) {
+        for _ in 0..10_000_000 {
+            if lock.state.load(Ordering::SeqCst) & PARKED != 0 {
+                return;
+            }
+            std::thread::yield_now();
+        }
+        panic!("nobody went to sleep on the writer");
+    }
+
+    #[test]
+    fn a_reader_that_meets_a_writer_sleeps_until_the_write_is_done() {
+        let counts = ReaderCounts::with_slots(1, 2);
+        let lock = ShardLock::new(0u32);
+        let (entered, inside) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            let (counts, lock) = (&counts, &lock);
+            let reader = s.spawn(move || {
+                inside.recv().unwrap();
+                lock.read(counts, 0, |&v| v)
+            });
+            lock.write(counts, 0, |v| {
+                entered.send(()).unwrap();
+                // The reader cannot get in: it spins, then sleeps.
+                until_parked(lock);
+                *v = 1;
+            });
+            assert_eq!(reader.join().unwrap(), 1, "the reader saw the write whole");
+        });
+    }
+
+    #[test]
+    fn a_writer_that_meets_a_writer_sleeps_until_it_is_done() {
+        let counts = ReaderCounts::with_slots(1, 2);
+        let lock = ShardLock::new(Vec::new());
+        let (entered, inside) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            let (counts, lock) = (&counts, &lock);
+            let second = s.spawn(move || {
+                inside.recv().unwrap();
+                lock.write(counts, 0, |v| v.push(2));
+            });
+            lock.write(counts, 0, |v| {
+                entered.send(()).unwrap();
+                until_parked(lock);
+                v.push(1);
+            });
+            second.join().unwrap();
+        });
+        assert_eq!(lock.read(&counts, 0, Clone::clone), [1, 2]);
+        assert_eq!(lock.state.load(Ordering::SeqCst), 0, "nobody left parked");
+    }
+
     #[test]
     fn a_panicking_reader_or_writer_leaves_the_lock_usable() {
         let counts = ReaderCounts::with_slots(2, 2);
