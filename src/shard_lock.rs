@@ -47,8 +47,9 @@ use crossbeam_utils::CachePadded;
 use crate::sync::{self, AtomicUsize, Condvar, Mutex, Ordering, UnsafeCell};
 
 /// At most this many counters per map (slots x shards), each on a line of its own (128 bytes
-/// on x86-64, where crossbeam pads for the adjacent-line prefetcher), so that a map of many
-/// shards keeps its counters within 1 MiB.
+/// on x86-64, where crossbeam pads for the adjacent-line prefetcher): a map of many shards
+/// gets fewer slots, so that its counters stay within 1 MiB, or, past 8192 shards, take no
+/// more room than its shards themselves (one slot).
 const MAX_COUNTERS: usize = 1 << 13;
 
 /// The most reader slots a map has.
@@ -75,7 +76,7 @@ pub(crate) struct ReaderCounts {
 
 impl ReaderCounts {
     /// Counters for `shards` shards: one slot per core (a power of two, at least two), fewer
-    /// when the map has so many shards that the counters would pass 1 MiB.
+    /// for a map of so many shards that the counters would pass [`MAX_COUNTERS`].
     pub(crate) fn new(shards: usize) -> Self {
         Self::with_slots(shards, default_slots())
     }
@@ -118,14 +119,15 @@ impl ReaderCounts {
     }
 }
 
-/// One slot per core, at least two (so two threads rarely share one), at most [`MAX_SLOTS`].
+/// One slot per core, at least two (so two threads rarely share one); two under loom.
 fn default_slots() -> usize {
-    #[cfg(lessor_loom)]
-    {
+    if cfg!(lessor_loom) {
         2
+    } else {
+        std::thread::available_parallelism()
+            .map_or(4, |n| n.get())
+            .max(2)
     }
-    #[cfg(not(lessor_loom))]
-    { std::thread::available_parallelism().map_or(4, |n| n.get()) }.max(2)
 }
 
 impl std::fmt::Debug for ReaderCounts {

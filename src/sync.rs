@@ -113,7 +113,8 @@ pub(crate) fn spin_wait(rounds: &mut u32) {
 /// one sees the other. loom models `SeqCst` operations as only `AcqRel` (its README's
 /// "Unsupported features") but models `SeqCst` fences fully, so a handshake calls this between
 /// its announce and its look: loom then explores what the real code guarantees. The real build
-/// pays nothing for it (on x86-64 a `SeqCst` fence is an `mfence`).
+/// emits nothing here (a `SeqCst` fence would be an `mfence` on x86-64, on top of the locked
+/// instruction that already orders the announce).
 #[inline(always)]
 pub(crate) fn seqcst_fence_for_loom() {
     #[cfg(lessor_loom)]
