@@ -154,9 +154,21 @@ const WRITER: usize = 1;
 /// ([`ReaderCounts::park`]; possibly stale: waking nobody is harmless).
 const PARKED: usize = 2;
 
-/// How many rounds a thread spins on a writer before it sleeps. Under loom, none: sleeping at
-/// once keeps the exploration small.
+/// How many rounds a waiting thread spins before it sleeps (on a writer) or yields its core
+/// (on readers). Under loom, none: sleeping or yielding at once keeps the exploration small.
 const SPINS: u32 = if cfg!(lessor_loom) { 0 } else { 64 };
+
+/// One round of spinning, while `rounds` is under [`SPINS`]: returns whether it spun.
+#[inline]
+fn spun(rounds: &mut u32) -> bool {
+    if *rounds < SPINS {
+        *rounds += 1;
+        std::hint::spin_loop();
+        true
+    } else {
+        false
+    }
+}
 
 // SAFETY: the handshake (module docs) lets many threads read the data at once (so `S: Sync`)
 // or one thread write it (so `S: Send`), never both; exactly `RwLock<S>`'s bounds.
@@ -230,9 +242,11 @@ impl<S> ShardLock<S> {
         sync::seqcst_fence_for_loom();
         for slot in 0..counts.slots() {
             let count = counts.counter(slot, shard);
-            let mut spins = 0;
+            let mut rounds = 0;
             while count.load(Ordering::SeqCst) != 0 {
-                sync::spin_wait(&mut spins);
+                if !spun(&mut rounds) {
+                    sync::yield_now();
+                }
             }
         }
         let _unlock = Unlock(self, counts);
@@ -247,9 +261,7 @@ impl<S> ShardLock<S> {
     /// then sleep until a writer's unlock wakes us (or we find no writer).
     #[cold]
     fn wait_for_writer(&self, counts: &ReaderCounts, rounds: &mut u32) {
-        if *rounds < SPINS {
-            *rounds += 1;
-            std::hint::spin_loop();
+        if spun(rounds) {
             return;
         }
         let guard = sync::lock(&counts.park);
@@ -375,45 +387,48 @@ mod tests {
         panic!("nobody went to sleep on the writer");
     }
 
+    /// Runs `other` on a second thread once `write` holds `lock` (shard 0), and runs `write`
+    /// only after `other` has gone to sleep on it; returns what `other` returned.
+    fn meet_a_writer<S: Send + Sync, R: Send>(
+        counts: &ReaderCounts,
+        lock: &ShardLock<S>,
+        other: impl FnOnce(&ReaderCounts, &ShardLock<S>) -> R + Send,
+        write: impl FnOnce(&mut S),
+    ) -> R {
+        let (entered, inside) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            let second = s.spawn(move || {
+                inside.recv().unwrap();
+                other(counts, lock)
+            });
+            lock.write(counts, 0, |v| {
+                entered.send(()).unwrap();
+                // The other thread cannot get in: it spins, then sleeps.
+                until_parked(lock);
+                write(v);
+            });
+            second.join().unwrap()
+        })
+    }
+
     #[test]
     fn a_reader_that_meets_a_writer_sleeps_until_the_write_is_done() {
         let counts = ReaderCounts::with_slots(1, 2);
         let lock = ShardLock::new(0u32);
-        let (entered, inside) = std::sync::mpsc::channel();
-        std::thread::scope(|s| {
-            let (counts, lock) = (&counts, &lock);
-            let reader = s.spawn(move || {
-                inside.recv().unwrap();
-                lock.read(counts, 0, |&v| v)
-            });
-            lock.write(counts, 0, |v| {
-                entered.send(()).unwrap();
-                // The reader cannot get in: it spins, then sleeps.
-                until_parked(lock);
-                *v = 1;
-            });
-            assert_eq!(reader.join().unwrap(), 1, "the reader saw the write whole");
-        });
+        let seen = meet_a_writer(&counts, &lock, |c, l| l.read(c, 0, |&v| v), |v| *v = 1);
+        assert_eq!(seen, 1, "the reader saw the write whole");
     }
 
     #[test]
     fn a_writer_that_meets_a_writer_sleeps_until_it_is_done() {
         let counts = ReaderCounts::with_slots(1, 2);
         let lock = ShardLock::new(Vec::new());
-        let (entered, inside) = std::sync::mpsc::channel();
-        std::thread::scope(|s| {
-            let (counts, lock) = (&counts, &lock);
-            let second = s.spawn(move || {
-                inside.recv().unwrap();
-                lock.write(counts, 0, |v| v.push(2));
-            });
-            lock.write(counts, 0, |v| {
-                entered.send(()).unwrap();
-                until_parked(lock);
-                v.push(1);
-            });
-            second.join().unwrap();
-        });
+        meet_a_writer(
+            &counts,
+            &lock,
+            |c, l| l.write(c, 0, |v| v.push(2)),
+            |v| v.push(1),
+        );
         assert_eq!(lock.read(&counts, 0, Clone::clone), [1, 2]);
         assert_eq!(lock.state.load(Ordering::SeqCst), 0, "nobody left parked");
     }
@@ -443,22 +458,36 @@ mod loom_models {
     use super::*;
     use crate::sync::Arc;
 
+    /// A lock over `data` with two reader slots, shared.
+    fn shared<S>(data: S) -> (Arc<ReaderCounts>, Arc<ShardLock<S>>) {
+        (
+            Arc::new(ReaderCounts::with_slots(1, 2)),
+            Arc::new(ShardLock::new(data)),
+        )
+    }
+
+    /// Runs `f` on a new loom thread with its own handles to `counts` and `lock`.
+    fn spawn<S: Send + Sync + 'static, R: Send + 'static>(
+        counts: &Arc<ReaderCounts>,
+        lock: &Arc<ShardLock<S>>,
+        f: impl FnOnce(&ReaderCounts, &ShardLock<S>) -> R + Send + 'static,
+    ) -> loom::thread::JoinHandle<R> {
+        let (counts, lock) = (counts.clone(), lock.clone());
+        loom::thread::spawn(move || f(&counts, &lock))
+    }
+
     /// A reader racing a writer sees the data before or after the write, whole; loom's
     /// `UnsafeCell` fails the model if the two ever overlap.
     #[test]
     fn a_reader_never_overlaps_a_writer() {
         loom::model(|| {
-            let counts = Arc::new(ReaderCounts::with_slots(1, 2));
-            let lock = Arc::new(ShardLock::new((0u32, 0u32)));
-            let writer = {
-                let (counts, lock) = (counts.clone(), lock.clone());
-                loom::thread::spawn(move || {
-                    lock.write(&counts, 0, |(a, b)| {
-                        *a = 1;
-                        *b = 1;
-                    })
-                })
-            };
+            let (counts, lock) = shared((0u32, 0u32));
+            let writer = spawn(&counts, &lock, |c, l| {
+                l.write(c, 0, |(a, b)| {
+                    *a = 1;
+                    *b = 1;
+                });
+            });
             let (a, b) = lock.read(&counts, 0, |&v| v);
             assert_eq!(a, b);
             writer.join().unwrap();
@@ -470,16 +499,9 @@ mod loom_models {
     #[test]
     fn two_readers_on_two_slots_and_a_writer() {
         loom::model(|| {
-            let counts = Arc::new(ReaderCounts::with_slots(1, 2));
-            let lock = Arc::new(ShardLock::new(0u32));
-            let reader = {
-                let (counts, lock) = (counts.clone(), lock.clone());
-                loom::thread::spawn(move || lock.read(&counts, 0, |&v| v))
-            };
-            let writer = {
-                let (counts, lock) = (counts.clone(), lock.clone());
-                loom::thread::spawn(move || lock.write(&counts, 0, |v| *v += 1))
-            };
+            let (counts, lock) = shared(0u32);
+            let reader = spawn(&counts, &lock, |c, l| l.read(c, 0, |&v| v));
+            let writer = spawn(&counts, &lock, |c, l| l.write(c, 0, |v| *v += 1));
             let here = lock.read(&counts, 0, |&v| v);
             assert!(here <= 1);
             assert!(reader.join().unwrap() <= 1);
@@ -491,12 +513,8 @@ mod loom_models {
     #[test]
     fn writers_take_turns() {
         loom::model(|| {
-            let counts = Arc::new(ReaderCounts::with_slots(1, 2));
-            let lock = Arc::new(ShardLock::new(0u32));
-            let other = {
-                let (counts, lock) = (counts.clone(), lock.clone());
-                loom::thread::spawn(move || lock.write(&counts, 0, |v| *v += 1))
-            };
+            let (counts, lock) = shared(0u32);
+            let other = spawn(&counts, &lock, |c, l| l.write(c, 0, |v| *v += 1));
             lock.write(&counts, 0, |v| *v += 1);
             other.join().unwrap();
             assert_eq!(lock.read(&counts, 0, |&v| v), 2);

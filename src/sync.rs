@@ -91,19 +91,14 @@ pub(crate) fn thread_slot() -> usize {
     SLOT.with(|slot| *slot)
 }
 
-/// One round of waiting for another thread: a spin hint for the first rounds, then the core
-/// is yielded. Under loom, always a yield (which its exploration needs to make progress).
+/// Yields this thread's core (loom's yield under loom, which its exploration needs to make
+/// progress in a wait loop).
 #[inline]
-pub(crate) fn spin_wait(rounds: &mut u32) {
+pub(crate) fn yield_now() {
     #[cfg(lessor_loom)]
     loom::thread::yield_now();
     #[cfg(not(lessor_loom))]
-    if *rounds < 64 {
-        std::hint::spin_loop();
-    } else {
-        std::thread::yield_now();
-    }
-    *rounds = rounds.saturating_add(1);
+    std::thread::yield_now();
 }
 
 /// Nothing, except under loom, where it is a `SeqCst` fence.

@@ -203,7 +203,7 @@ impl Inner {
                 }
                 let seq = self.next_seq();
                 let rec = LeaseRecord::new(SPECIAL, p.ttl_ms, seq);
-                s.insert_new((&self.hasher, self.leases.hint(idx)), p.hash, p.id, rec);
+                s.insert_new(self.insert_ctx(idx), p.hash, p.id, rec);
                 Some(seq)
             });
             match inserted {

@@ -205,7 +205,7 @@ impl Inner {
                 FOREVER
             };
             let mut seq = 0;
-            let fresh = s.try_insert((&self.hasher, self.leases.hint(idx)), h, id, || {
+            let fresh = s.try_insert(self.insert_ctx(idx), h, id, || {
                 seq = self.next_seq();
                 LeaseRecord::new(deadline, ttl_ms, seq)
             });
@@ -233,7 +233,7 @@ impl Inner {
             }
             let seq = self.next_seq();
             s.insert_new(
-                (&self.hasher, self.leases.hint(idx)),
+                self.insert_ctx(idx),
                 h,
                 id,
                 LeaseRecord::new(SPECIAL, ttl_ms, seq),

@@ -52,6 +52,7 @@ use crate::expiry::{ExpiryConfig, ExpiryWorker};
 use crate::lease::{Lease, LeaseId};
 use crate::shard::{KeyShard, LeaseShard, Shards};
 use crate::sync::{self, Arc, AtomicBool, AtomicU64, HashBuilder, Mutex, MutexGuard, Ordering};
+use crate::table_hint::TableHint;
 
 /// The number of stripe locks that order changes to a lease's keys and life.
 const STRIPES: usize = 256;
@@ -419,6 +420,13 @@ impl Inner {
     pub(crate) fn stripe_covered(&self, held: &[u64], b: u64) -> bool {
         let s = self.stripe_of(b);
         held.iter().any(|h| self.stripe_of(*h) == s)
+    }
+
+    /// What an insert into lease shard `idx` needs beside the shard: the hasher (to rehash
+    /// when the table grows) and the shard's table hint (to record where the table now lives).
+    #[inline]
+    pub(crate) fn insert_ctx(&self, idx: usize) -> (&HashBuilder, &TableHint) {
+        (&self.hasher, self.leases.hint(idx))
     }
 
     pub(crate) fn next_seq(&self) -> u64 {

@@ -164,7 +164,7 @@ impl Inner {
                     ttl_ms,
                     seq,
                 };
-                s.insert_new((&self.hasher, self.leases.hint(idx)), h, id, rec);
+                s.insert_new(self.insert_ctx(idx), h, id, rec);
             }
         });
     }
